@@ -1,0 +1,154 @@
+//! `/api/auth`: login (throttled per client address), logout (persistent revocation) and
+//! registration (the first user needs no token and becomes admin; later ones need an admin).
+
+use hyper::Response;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::response::{self, Body};
+use super::Ctx;
+use crate::auth::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+use crate::auth::{authorize, Action};
+use crate::error::{Error, Kind, Result};
+use crate::store::{CreateMode, NewUser, Role};
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct RegisterRequest {
+    username: String,
+    password: String,
+    role: Option<String>,
+}
+
+/// Checks a username: 3 to 32 of `A-Z a-z 0-9 . _ - @`.
+pub fn validate_username(name: &str) -> Result<()> {
+    let ok = (3..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_request(
+            "username must be 3 to 32 characters of letters, digits, '.', '_', '-' or '@'",
+        ))
+    }
+}
+
+pub fn validate_password(pw: &str) -> Result<()> {
+    let n = pw.chars().count();
+    if n < MIN_PASSWORD_LEN {
+        return Err(Error::bad_request(format!(
+            "password must have at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if n > MAX_PASSWORD_LEN {
+        return Err(Error::bad_request(format!(
+            "password must have at most {MAX_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn login(c: Ctx) -> Result<Response<Body>> {
+    let ip = c.peer.ip();
+    if let Some(wait) = c.app.limiter.check(ip) {
+        return Err(Error::new(
+            Kind::TooManyRequests,
+            format!("too many failed logins from this address; try again in {wait} s"),
+        )
+        .with_retry_after(wait));
+    }
+    let req: LoginRequest = c.json()?;
+    if req.password.chars().count() > MAX_PASSWORD_LEN || req.username.len() > 256 {
+        return Err(Error::bad_request("username or password is too long"));
+    }
+    let found = c.app.store.user_credentials(&req.username).await?;
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), Some(h)),
+        None => (None, None),
+    };
+    let ok = c.app.passwords.verify(&req.password, hash).await?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            c.app.limiter.failed(ip);
+            warn!(peer = %ip, "failed login");
+            return Err(Error::unauthorized("invalid username or password"));
+        }
+    };
+    c.app.limiter.succeeded(ip);
+    let (token, _) = c.app.tokens.issue(&user)?;
+    info!(user_id = user.id, "login");
+    Ok(response::ok(&json!({ "token": token, "user": user })))
+}
+
+pub async fn logout(c: Ctx) -> Result<Response<Body>> {
+    let claims = c
+        .claims
+        .as_ref()
+        .ok_or_else(|| Error::unauthorized("authentication required"))?;
+    c.app
+        .store
+        .revoke_token(&claims.jti, claims.expires_at())
+        .await?;
+    Ok(response::message(200, "Logged out"))
+}
+
+pub async fn register(c: Ctx) -> Result<Response<Body>> {
+    let req: RegisterRequest = c.json()?;
+    validate_username(&req.username)?;
+    validate_password(&req.password)?;
+    let requested = match req.role.as_deref() {
+        None => Role::User,
+        Some(r) => Role::parse(r)
+            .ok_or_else(|| Error::bad_request("role must be admin, user or viewer"))?,
+    };
+    let (mode, role) = match &c.user {
+        Some(u) => {
+            authorize(c.app.store.as_ref(), u, Action::ManageUsers, None).await?;
+            (CreateMode::Normal, requested)
+        }
+        None => {
+            if c.app.store.count_users().await? > 0 {
+                return Err(Error::unauthorized(
+                    "only an admin may register users: log in as an admin and send its token",
+                ));
+            }
+            (CreateMode::FirstUser, Role::Admin)
+        }
+    };
+    let password_hash = c.app.passwords.hash(&req.password).await?;
+    let user = c
+        .app
+        .store
+        .create_user(
+            NewUser {
+                username: req.username,
+                password_hash,
+                role,
+            },
+            mode,
+        )
+        .await
+        .map_err(|e| match e.kind {
+            // another first registration won the race
+            Kind::Forbidden => Error::unauthorized("only an admin may register users"),
+            _ => e,
+        })?;
+    info!(
+        user_id = user.id,
+        role = user.role.as_str(),
+        "user registered"
+    );
+    Ok(response::json(
+        201,
+        &json!({ "message": "User registered", "user": user }),
+    ))
+}

@@ -1,0 +1,442 @@
+//! The HTTP surface: **the** route table and the middleware chain every request goes through.
+//!
+//! Order per request: request id → CORS preflight → route match (404 / 405) → authentication
+//! (401) → body limit (413) → handler (panics become 500) → CORS and request-id headers → one
+//! log line with method, path (never the query: it may carry tokens), status, latency and id.
+//! Handlers live one file per resource and never read roles themselves: they call
+//! [`crate::auth::authorize`].
+
+pub mod auth;
+pub mod cameras;
+pub mod response;
+pub mod system;
+pub mod users;
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, ORIGIN};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use tracing::{error, info};
+
+use crate::app::App;
+use crate::auth::jwt::Claims;
+use crate::config::MAX_BODY_BYTES;
+use crate::error::{Error, Kind, Result};
+use crate::store::{Session, User};
+pub use response::Body;
+
+/// Who may call a route before the handler's own `authorize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token looked at.
+    Public,
+    /// A token is verified when present (registration: the first user needs none).
+    Optional,
+    /// A valid, unrevoked token of an existing user is required.
+    Token,
+}
+
+/// What a handler gets: the app, path parameters, query, headers, body and caller.
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub params: Vec<String>,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub user: Option<User>,
+    pub claims: Option<Claims>,
+    pub peer: SocketAddr,
+}
+
+impl Ctx {
+    /// The authenticated caller (routes with [`Access::Token`] always have one).
+    pub fn user(&self) -> Result<&User> {
+        self.user
+            .as_ref()
+            .ok_or_else(|| Error::unauthorized("authentication required"))
+    }
+
+    pub fn param(&self, i: usize) -> &str {
+        self.params.get(i).map(String::as_str).unwrap_or("")
+    }
+
+    /// The body as JSON of type `T`: 400 naming what is wrong.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        if self.body.is_empty() {
+            return Err(Error::bad_request("a JSON body is required"));
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
+    }
+
+    /// A query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let q = self.query.as_deref()?;
+        q.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k)? == name).then(|| percent_decode(&v.replace('+', " ")))?
+        })
+    }
+}
+
+type Handler = fn(Ctx) -> BoxFuture<'static, Result<Response<Body>>>;
+
+/// One row of the route table. `{}` in a path matches one segment.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+}
+
+macro_rules! route {
+    ($m:ident $path:literal $access:ident $h:path) => {
+        Route {
+            method: Method::$m,
+            path: $path,
+            access: Access::$access,
+            handler: |c| Box::pin($h(c)),
+        }
+    };
+}
+
+/// The route table: every path the service answers. Literal paths come before the
+/// parameterised ones they would also match.
+pub static ROUTES: &[Route] = &[
+    route!(GET "/health" Public system::health),
+    route!(GET "/stats" Token system::stats),
+    route!(POST "/api/auth/login" Public auth::login),
+    route!(POST "/api/auth/logout" Token auth::logout),
+    route!(POST "/api/auth/register" Optional auth::register),
+    route!(GET "/api/users" Token users::list),
+    route!(GET "/api/users/{}" Token users::get),
+    route!(PUT "/api/users/{}" Token users::update),
+    route!(DELETE "/api/users/{}" Token users::delete),
+    route!(POST "/api/users/{}/cameras" Token users::assign),
+    route!(DELETE "/api/users/{}/cameras/{}" Token users::unassign),
+    route!(GET "/api/cameras/list" Token cameras::list),
+    route!(POST "/api/cameras" Token cameras::create),
+    route!(GET "/api/cameras/{}" Token cameras::get),
+    route!(PUT "/api/cameras/{}" Token cameras::update),
+    route!(DELETE "/api/cameras/{}" Token cameras::delete),
+];
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Matches `path` against a pattern, returning the decoded parameters.
+fn match_path(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
+    let pat: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    if pat.len() != segments.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (p, s) in pat.iter().zip(segments) {
+        if *p == "{}" {
+            params.push(percent_decode(s).filter(|v| !v.is_empty())?);
+        } else if p != s {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+enum Found {
+    Route(&'static Route, Vec<String>),
+    WrongMethod(Vec<&'static str>),
+    Nothing,
+}
+
+fn find(method: &Method, path: &str) -> Found {
+    let trimmed = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let segments: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+    let lookup = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    let mut allowed: Vec<&'static str> = Vec::new();
+    for r in ROUTES {
+        if let Some(params) = match_path(r.path, &segments) {
+            if r.method == lookup {
+                return Found::Route(r, params);
+            }
+            if !allowed.contains(&r.method.as_str()) {
+                allowed.push(r.method.as_str());
+            }
+        }
+    }
+    if allowed.is_empty() {
+        Found::Nothing
+    } else {
+        if allowed.contains(&"GET") {
+            allowed.push("HEAD");
+        }
+        allowed.push("OPTIONS");
+        Found::WrongMethod(allowed)
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()))
+}
+
+/// Verifies the bearer token and loads its user: one store read.
+async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<(User, Claims)>> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 4096)
+        .ok_or_else(|| Error::unauthorized("Authorization must be 'Bearer <token>'"))?;
+    let claims = app.tokens.verify(token)?;
+    let uid = claims
+        .user_id()
+        .ok_or_else(|| Error::unauthorized("invalid token"))?;
+    match app.store.session(uid, &claims.jti).await? {
+        Session::Active(user) => Ok(Some((user, claims))),
+        Session::Revoked => Err(Error::unauthorized("token has been revoked")),
+        Session::NoUser => Err(Error::unauthorized("the token's user no longer exists")),
+    }
+}
+
+async fn read_body(body: Incoming, headers: &HeaderMap) -> Result<Bytes> {
+    let too_large = || {
+        Error::new(
+            Kind::PayloadTooLarge,
+            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    if let Some(len) = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > MAX_BODY_BYTES as u64 {
+            return Err(too_large());
+        }
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(Error::bad_request(format!("cannot read request body: {e}"))),
+    }
+}
+
+fn origin_allowed(app: &App, origin: &str) -> bool {
+    app.config
+        .allowed_origins
+        .iter()
+        .any(|o| o == "*" || o == origin)
+}
+
+const CORS_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+const CORS_HEADERS: &str = "Authorization, Content-Type, Range, X-Request-Id";
+const CORS_EXPOSE: &str =
+    "X-Request-Id, Retry-After, Content-Length, Content-Range, Content-Disposition, Accept-Ranges";
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Answers `OPTIONS`: a CORS preflight, or the methods a path takes.
+fn options(app: &App, path: &str, headers: &HeaderMap) -> Response<Body> {
+    let allowed = match find(&Method::OPTIONS, path) {
+        Found::WrongMethod(m) => m,
+        _ => return response::error(&Error::not_found(format!("no route for {path}"))),
+    };
+    let mut r = Response::new(response::full(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    set(r.headers_mut(), "allow", &allowed.join(", "));
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin {
+        if headers.contains_key("access-control-request-method") {
+            if !origin_allowed(app, origin) {
+                return response::error(&Error::forbidden(format!(
+                    "origin {origin} is not in ALLOWED_ORIGINS"
+                )));
+            }
+            let h = r.headers_mut();
+            set(h, "access-control-allow-methods", CORS_METHODS);
+            set(h, "access-control-allow-headers", CORS_HEADERS);
+            set(h, "access-control-max-age", "600");
+        }
+    }
+    r
+}
+
+/// Serves one request; never fails (errors are responses).
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let rid = request_id(&parts.headers);
+    let path = parts.uri.path().to_string();
+    let method = parts.method.clone();
+
+    let mut resp = if method == Method::OPTIONS {
+        options(&app, &path, &parts.headers)
+    } else {
+        match find(&method, &path) {
+            Found::Nothing => response::error(&Error::not_found(format!("no route for {path}"))),
+            Found::WrongMethod(allowed) => response::method_not_allowed(&path, &allowed),
+            Found::Route(route, params) => {
+                let out = dispatch(
+                    app.clone(),
+                    route,
+                    params,
+                    parts.uri.query(),
+                    parts.headers.clone(),
+                    body,
+                    peer,
+                );
+                match AssertUnwindSafe(out).catch_unwind().await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => {
+                        if e.kind == Kind::Internal {
+                            error!(rid = %rid, error = %e, "request failed");
+                        }
+                        response::error(&e)
+                    }
+                    Err(_) => {
+                        error!(rid = %rid, %method, %path, "handler panicked");
+                        response::error(&Error::internal("internal error"))
+                    }
+                }
+            }
+        }
+    };
+
+    let h = resp.headers_mut();
+    set(h, "x-request-id", &rid);
+    if let Some(origin) = parts.headers.get(ORIGIN).and_then(|v| v.to_str().ok()) {
+        if origin_allowed(&app, origin) {
+            set(h, "access-control-allow-origin", origin);
+            set(h, "access-control-expose-headers", CORS_EXPOSE);
+            set(h, "vary", "Origin");
+        }
+    }
+    info!(
+        target: "vigia::http",
+        rid = %rid,
+        method = %method,
+        path = %path,
+        status = resp.status().as_u16(),
+        ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+        peer = %peer.ip(),
+        "request"
+    );
+    resp
+}
+
+async fn dispatch(
+    app: Arc<App>,
+    route: &'static Route,
+    params: Vec<String>,
+    query: Option<&str>,
+    headers: HeaderMap,
+    body: Incoming,
+    peer: SocketAddr,
+) -> Result<Response<Body>> {
+    let (user, claims) = match route.access {
+        Access::Public => (None, None),
+        Access::Optional | Access::Token => match authenticate(&app, &headers).await? {
+            Some((u, c)) => (Some(u), Some(c)),
+            None if route.access == Access::Token => {
+                return Err(Error::unauthorized(
+                    "authentication required: send 'Authorization: Bearer <token>'",
+                ))
+            }
+            None => (None, None),
+        },
+    };
+    let body = read_body(body, &headers).await?;
+    let ctx = Ctx {
+        app,
+        params,
+        query: query.map(str::to_string),
+        headers,
+        body,
+        user,
+        claims,
+        peer,
+    };
+    (route.handler)(ctx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing() {
+        match find(&Method::GET, "/api/cameras/list") {
+            Found::Route(r, p) => assert_eq!((r.path, p.len()), ("/api/cameras/list", 0)),
+            _ => panic!("no match"),
+        }
+        match find(&Method::GET, "/api/cameras/192.168.1.5-ch2/") {
+            Found::Route(r, p) => {
+                assert_eq!(r.path, "/api/cameras/{}");
+                assert_eq!(p, vec!["192.168.1.5-ch2"]);
+            }
+            _ => panic!("no match"),
+        }
+        match find(&Method::DELETE, "/api/users/3/cameras/fe80%3A%3A1") {
+            Found::Route(_, p) => assert_eq!(p, vec!["3", "fe80::1"]),
+            _ => panic!("no match"),
+        }
+        assert!(
+            matches!(find(&Method::PATCH, "/api/users/3"), Found::WrongMethod(m) if m.contains(&"PUT"))
+        );
+        assert!(matches!(find(&Method::GET, "/api/nothing"), Found::Nothing));
+        assert!(matches!(
+            find(&Method::GET, "/api/users/%zz"),
+            Found::Nothing
+        ));
+    }
+}

@@ -1,0 +1,60 @@
+//! Response helpers: the body type, JSON answers, and errors as `{"error", "code"}`.
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// Every response body: whole buffers now, streamed files later.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(full(bytes));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+pub fn ok<T: Serialize + ?Sized>(value: &T) -> Response<Body> {
+    json(200, value)
+}
+
+pub fn message(status: u16, text: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "message": text }))
+}
+
+/// The response for an error, with `Retry-After` when it has one.
+pub fn error(e: &Error) -> Response<Body> {
+    let mut r = json(e.kind.status(), &e.body());
+    if let Some(secs) = e.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+/// 405 with the methods the path does take.
+pub fn method_not_allowed(path: &str, allowed: &[&str]) -> Response<Body> {
+    let e = Error::new(
+        crate::error::Kind::MethodNotAllowed,
+        format!("{path} accepts {}", allowed.join(", ")),
+    );
+    let mut r = error(&e);
+    if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+        r.headers_mut().insert(ALLOW, v);
+    }
+    r
+}

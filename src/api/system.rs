@@ -1,0 +1,105 @@
+//! `/health` (no token: is the service able to work?) and `/stats` (any token: uptime,
+//! counts, memory, disk; per-camera detail only for cameras the caller may watch).
+
+use std::path::Path;
+
+use hyper::Response;
+use serde_json::json;
+
+use super::response::{self, Body};
+use super::Ctx;
+use crate::auth::{authorize, visible_cameras, Action};
+use crate::error::{Error, Result};
+use crate::store::Role;
+
+/// Whether `dir` can be written: access(2) W_OK and not on a read-only mount.
+fn writable(dir: &Path) -> std::result::Result<(), String> {
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
+        .map_err(|e| format!("{} is not writable: {e}", dir.display()))?;
+    let st =
+        nix::sys::statvfs::statvfs(dir).map_err(|e| format!("statvfs {}: {e}", dir.display()))?;
+    if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+        return Err(format!("{} is on a read-only file system", dir.display()));
+    }
+    Ok(())
+}
+
+/// (total, free) bytes of the file system holding `dir`.
+pub fn disk_space(dir: &Path) -> Option<(u64, u64)> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    let frag = st.fragment_size() as u64;
+    Some((
+        st.blocks() as u64 * frag,
+        st.blocks_available() as u64 * frag,
+    ))
+}
+
+/// Resident memory of this process in bytes.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub async fn health(c: Ctx) -> Result<Response<Body>> {
+    if let Err(e) = c.app.store.ping().await {
+        return Err(Error::unavailable(format!(
+            "the store does not answer: {}",
+            e.message
+        )));
+    }
+    if let Err(e) = writable(&c.app.config.data_dir) {
+        return Err(Error::unavailable(format!("data directory: {e}")));
+    }
+    Ok(response::ok(&json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "checks": { "store": "ok", "data_dir": "writable" },
+    })))
+}
+
+pub async fn stats(c: Ctx) -> Result<Response<Body>> {
+    let user = c.user()?;
+    let store = c.app.store.as_ref();
+    authorize(store, user, Action::ViewStats, None).await?;
+    let cams = match visible_cameras(store, user, Action::Watch).await? {
+        None => store.cameras().await?,
+        Some(ids) => {
+            let mut v = Vec::new();
+            for id in ids {
+                v.extend(store.camera(&id).await?);
+            }
+            v
+        }
+    };
+    let detail: Vec<_> = cams
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id, "name": c.name, "is_active": c.is_active,
+                "is_recording": c.is_recording, "last_seen": c.last_seen,
+            })
+        })
+        .collect();
+    let disk = |p: &Path| {
+        disk_space(p).map(|(total, free)| json!({ "total_bytes": total, "free_bytes": free }))
+    };
+    let mut body = json!({
+        "uptime_sec": c.app.started.elapsed().as_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "cameras": {
+            "total": cams.len(),
+            "active": cams.iter().filter(|c| c.is_active).count(),
+            "recording": cams.iter().filter(|c| c.is_recording).count(),
+            "detail": detail,
+        },
+        "limits": { "max_streams": c.app.config.max_streams },
+        "memory": { "rss_bytes": rss_bytes() },
+        "disk": { "data_dir": disk(&c.app.config.data_dir) },
+    });
+    if user.role == Role::Admin {
+        body["users"] = json!(store.count_users().await?);
+    }
+    Ok(response::ok(&body))
+}

@@ -1,0 +1,109 @@
+//! `/api/users` (admin only): list, show with assigned cameras, change role, delete, assign
+//! and unassign cameras.
+
+use hyper::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::response::{self, Body};
+use super::Ctx;
+use crate::auth::{authorize, Action};
+use crate::error::{Error, Result};
+use crate::store::Role;
+
+/// Most cameras one assignment request may name.
+const MAX_ASSIGN: usize = 1024;
+
+/// Checks the caller is allowed to manage users and returns the `{}` user id.
+async fn admin_and_id(c: &Ctx) -> Result<i64> {
+    authorize(c.app.store.as_ref(), c.user()?, Action::ManageUsers, None).await?;
+    let raw = c.param(0);
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        Error::not_found(format!(
+            "user {} not found",
+            crate::camera::truncate(raw, 32)
+        ))
+    })
+}
+
+pub async fn list(c: Ctx) -> Result<Response<Body>> {
+    authorize(c.app.store.as_ref(), c.user()?, Action::ManageUsers, None).await?;
+    let users = c.app.store.users().await?;
+    Ok(response::ok(&json!({ "users": users })))
+}
+
+pub async fn get(c: Ctx) -> Result<Response<Body>> {
+    let id = admin_and_id(&c).await?;
+    let user = c
+        .app
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("user {id} not found")))?;
+    let cams = c.app.store.assigned_cameras(id).await?;
+    Ok(response::ok(&json!({
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "created_at": user.created_at,
+        "camera_ips": cams,
+    })))
+}
+
+#[derive(Deserialize)]
+struct UpdateRequest {
+    role: String,
+}
+
+pub async fn update(c: Ctx) -> Result<Response<Body>> {
+    let id = admin_and_id(&c).await?;
+    let req: UpdateRequest = c.json()?;
+    let role = Role::parse(&req.role)
+        .ok_or_else(|| Error::bad_request("role must be admin, user or viewer"))?;
+    let user = c.app.store.set_role(id, role).await?;
+    Ok(response::ok(
+        &json!({ "message": "User updated", "user": user }),
+    ))
+}
+
+pub async fn delete(c: Ctx) -> Result<Response<Body>> {
+    let id = admin_and_id(&c).await?;
+    c.app.store.delete_user(id).await?;
+    Ok(response::message(200, "User deleted"))
+}
+
+#[derive(Deserialize)]
+struct AssignRequest {
+    camera_ips: Vec<String>,
+}
+
+pub async fn assign(c: Ctx) -> Result<Response<Body>> {
+    let id = admin_and_id(&c).await?;
+    let req: AssignRequest = c.json()?;
+    if req.camera_ips.is_empty() {
+        return Err(Error::bad_request(
+            "'camera_ips' must name at least one camera",
+        ));
+    }
+    if req.camera_ips.len() > MAX_ASSIGN {
+        return Err(Error::bad_request(format!(
+            "'camera_ips' may name at most {MAX_ASSIGN} cameras"
+        )));
+    }
+    let ids: Vec<String> = req
+        .camera_ips
+        .iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    c.app.store.assign(id, &ids).await?;
+    let all = c.app.store.assigned_cameras(id).await?;
+    Ok(response::ok(
+        &json!({ "message": "Cameras assigned", "camera_ips": all }),
+    ))
+}
+
+pub async fn unassign(c: Ctx) -> Result<Response<Body>> {
+    let id = admin_and_id(&c).await?;
+    c.app.store.unassign(id, c.param(1)).await?;
+    Ok(response::message(200, "Camera unassigned"))
+}

@@ -1,0 +1,265 @@
+//! Wiring: data directory and secret key, the store, the auth services, the HTTP listener
+//! (plain or rustls), background upkeep, and the shutdown path.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::auth::jwt::Tokens;
+use crate::auth::limiter::LoginLimiter;
+use crate::auth::password::Passwords;
+use crate::camera::seal::Sealer;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::{self, DynStore};
+
+/// Everything a request handler may need, shared by all connections.
+pub struct App {
+    pub config: Config,
+    pub store: DynStore,
+    pub tokens: Tokens,
+    pub passwords: Passwords,
+    pub limiter: LoginLimiter,
+    pub sealer: Sealer,
+    pub clock: Arc<dyn Clock>,
+    pub started: Instant,
+}
+
+/// Most connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 2048;
+/// How long shutdown waits for in-flight requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Reads `DATA_DIR/secret_key`, creating it (256 random bits, mode 0600) on first start.
+pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>> {
+    let path = data_dir.join("secret_key");
+    let io = |what: &str, e: std::io::Error| {
+        Error::internal(format!("cannot {what} {}: {e}", path.display()))
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut f) => {
+            let key = hex::encode(rand::random::<[u8; 32]>());
+            f.write_all(key.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| io("write", e))?;
+            info!(path = %path.display(), "generated a new secret key");
+            Ok(key.into_bytes())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::metadata(&path).map_err(|e| io("stat", e))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                warn!(path = %path.display(), "secret key file was readable by others; setting mode 0600");
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| io("chmod", e))?;
+            }
+            let key = std::fs::read(&path).map_err(|e| io("read", e))?;
+            let key = String::from_utf8_lossy(&key).trim().as_bytes().to_vec();
+            if key.len() < 32 {
+                return Err(Error::internal(format!(
+                    "{} holds fewer than 32 bytes; delete it to generate a new key",
+                    path.display()
+                )));
+            }
+            Ok(key)
+        }
+        Err(e) => Err(io("create", e)),
+    }
+}
+
+impl App {
+    /// Opens the data directory and store and builds the services.
+    pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create DATA_DIR {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let secret = match &config.secret_key {
+            Some(k) => k.clone(),
+            None => load_or_create_secret(&config.data_dir)?,
+        };
+        let store: DynStore = Arc::new(store::redb::RedbStore::open(
+            &config.data_dir.join("vigia.redb"),
+        )?);
+        Ok(Arc::new(App {
+            tokens: Tokens::new(
+                &secret,
+                config.jwt_algorithm,
+                config.jwt_expiration_secs,
+                clock.clone(),
+            ),
+            passwords: Passwords::new()?,
+            limiter: LoginLimiter::new(clock.clone()),
+            sealer: Sealer::new(&secret),
+            store,
+            clock,
+            config,
+            started: Instant::now(),
+        }))
+    }
+}
+
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| Error::internal(format!("cannot read TLS_CERT {}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| Error::internal(format!("cannot read TLS_KEY {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::internal(format!("TLS setup failed: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::internal(format!("TLS_CERT and TLS_KEY do not fit: {e}")))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Prunes expired revocations every hour.
+fn spawn_upkeep(app: Arc<App>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match app.store.prune_revocations(app.clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => info!(pruned = n, "pruned expired token revocations"),
+                Err(e) => warn!(error = %e, "pruning revocations failed"),
+            }
+        }
+    });
+}
+
+/// Runs the service until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<()> {
+    let tls = match &config.tls {
+        Some((c, k)) => Some(tls_acceptor(c, k)?),
+        None => None,
+    };
+    let app = App::open(config, Arc::new(SystemClock))?;
+    let listener = TcpListener::bind(app.config.listen_addr)
+        .await
+        .map_err(|e| {
+            Error::internal(format!("cannot listen on {}: {e}", app.config.listen_addr))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(format!("listener has no address: {e}")))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(%addr, "listening on {scheme}://{addr}");
+    spawn_upkeep(app.clone());
+    serve(app, listener, tls, shutdown_signal()).await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+        _ = int.recv() => info!("SIGINT: shutting down"),
+    }
+}
+
+/// Accepts connections until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(15));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let svc = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(crate::api::handle(app, req, peer).await) }
+        });
+        match &tls {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls = match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            return tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => warn!("in-flight requests did not finish in time"),
+    }
+}

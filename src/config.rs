@@ -1,0 +1,420 @@
+//! Settings: environment (and `./.env`), overridden by flags, validated once at start.
+//!
+//! The variable names are the old Flask backend's (`SECRET_KEY`, `MAX_STREAMS`, …) plus new ones
+//! in the same style (`LISTEN_ADDR`, `DATA_DIR`, `TLS_CERT`, `TLS_KEY`). Every value is parsed
+//! here, so a bad one stops start-up with one line naming the variable (exit code 78,
+//! `EX_CONFIG`) instead of failing later in a handler.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use jsonwebtoken::Algorithm;
+
+/// Exit code for a configuration error (sysexits.h `EX_CONFIG`).
+pub const EXIT_CONFIG: i32 = 78;
+
+/// Largest request body any endpoint accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The raw settings as clap reads them from flags and environment.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "LISTEN_ADDR")]
+    pub listen_addr: Option<String>,
+    /// Directory for the embedded database and the generated secret key.
+    #[arg(long, env = "DATA_DIR")]
+    pub data_dir: Option<String>,
+    /// Key for JWT signatures and credential sealing (>= 32 bytes). Generated when unset.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// HS256, HS384 or HS512.
+    #[arg(long, env = "JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+    /// Token lifetime in seconds.
+    #[arg(long, env = "JWT_TOKEN_EXPIRATION")]
+    pub jwt_token_expiration: Option<String>,
+    /// Comma-separated origins allowed by CORS (`*` for any).
+    #[arg(long, env = "ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Most camera sessions open at once.
+    #[arg(long, env = "MAX_STREAMS")]
+    pub max_streams: Option<String>,
+    /// Seconds a live session stays up after its last viewer.
+    #[arg(long, env = "STREAM_TIMEOUT")]
+    pub stream_timeout: Option<String>,
+    /// Seconds discovery results are cached.
+    #[arg(long, env = "CACHE_TTL")]
+    pub cache_ttl: Option<String>,
+    /// Serve LL-HLS parts (true) or plain HLS segments only (false).
+    #[arg(long, env = "LOW_LATENCY_HLS")]
+    pub low_latency_hls: Option<String>,
+    /// Where recordings are written (default: DATA_DIR/recordings).
+    #[arg(long, env = "RECORDINGS_DIR")]
+    pub recordings_dir: Option<String>,
+    /// Most recordings one user may have running at once.
+    #[arg(long, env = "MAX_RECORDINGS_PER_USER")]
+    pub max_recordings_per_user: Option<String>,
+    /// Comma-separated TCP ports discovery scans.
+    #[arg(long, env = "SCAN_PORTS")]
+    pub scan_ports: Option<String>,
+    /// Seconds to wait for ONVIF answers.
+    #[arg(long, env = "ONVIF_TIMEOUT")]
+    pub onvif_timeout: Option<String>,
+    /// CIDR discovery scans when the request names none.
+    #[arg(long, env = "DEFAULT_NETWORK_RANGE")]
+    pub default_network_range: Option<String>,
+    /// PEM certificate chain; with TLS_KEY, serve HTTPS.
+    #[arg(long, env = "TLS_CERT")]
+    pub tls_cert: Option<String>,
+    /// PEM private key; with TLS_CERT, serve HTTPS.
+    #[arg(long, env = "TLS_KEY")]
+    pub tls_key: Option<String>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: use (or create) `DATA_DIR/secret_key`.
+    pub secret_key: Option<Vec<u8>>,
+    pub jwt_algorithm: Algorithm,
+    pub jwt_expiration_secs: u64,
+    pub allowed_origins: Vec<String>,
+    pub max_streams: u32,
+    pub stream_timeout_secs: u64,
+    pub cache_ttl_secs: u64,
+    pub low_latency_hls: bool,
+    pub recordings_dir: PathBuf,
+    pub max_recordings_per_user: u32,
+    pub scan_ports: Vec<u16>,
+    pub onvif_timeout_secs: u64,
+    pub default_network_range: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// A setting that cannot be used, named by its variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid {}: {}", self.var, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// Parses an integer in `[min, max]`, or returns the default when unset or empty.
+fn int<T>(
+    var: &'static str,
+    v: &Option<String>,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match v.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(s) => {
+            let n: T = s
+                .parse()
+                .map_err(|_| err(var, format!("'{s}' is not a whole number")))?;
+            if n < min || n > max {
+                return Err(err(var, format!("{n} is out of range {min}..={max}")));
+            }
+            Ok(n)
+        }
+    }
+}
+
+fn boolean(var: &'static str, v: &Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match v.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(s) if s.is_empty() => Ok(default),
+        Some(s) => match s.as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(err(var, format!("'{s}' is not true or false"))),
+        },
+    }
+}
+
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Checks an IPv4 CIDR such as `192.168.1.0/24`.
+pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (ip, len) = s.trim().split_once('/')?;
+    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    (len <= 32).then_some((ip, len))
+}
+
+impl Config {
+    pub fn from_args(a: &ServeArgs) -> Result<Config, ConfigError> {
+        let listen_addr = match nonempty(&a.listen_addr) {
+            None => "0.0.0.0:5000".parse().expect("literal address"),
+            Some(s) => s.parse().map_err(|_| {
+                err(
+                    "LISTEN_ADDR",
+                    format!("'{s}' is not an address:port such as 0.0.0.0:5000"),
+                )
+            })?,
+        };
+        let data_dir = PathBuf::from(nonempty(&a.data_dir).unwrap_or("./data"));
+        let secret_key = match a.secret_key.as_deref() {
+            None | Some("") => None,
+            Some(s) if s.len() < 32 => {
+                return Err(err(
+                    "SECRET_KEY",
+                    format!(
+                        "too short ({} bytes); use at least 32 random bytes, e.g. `openssl rand -hex 32`, or unset it to have one generated",
+                        s.len()
+                    ),
+                ))
+            }
+            Some(s) => Some(s.as_bytes().to_vec()),
+        };
+        let jwt_algorithm = match nonempty(&a.jwt_algorithm).unwrap_or("HS256") {
+            "HS256" => Algorithm::HS256,
+            "HS384" => Algorithm::HS384,
+            "HS512" => Algorithm::HS512,
+            other => {
+                return Err(err(
+                    "JWT_ALGORITHM",
+                    format!("'{other}' is not supported (expected HS256, HS384 or HS512)"),
+                ))
+            }
+        };
+        let allowed_origins = nonempty(&a.allowed_origins)
+            .map(|s| {
+                s.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for o in &allowed_origins {
+            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(err(
+                    "ALLOWED_ORIGINS",
+                    format!("'{o}' is not an origin such as http://192.168.1.20:8080 (or *)"),
+                ));
+            }
+        }
+        let recordings_dir = nonempty(&a.recordings_dir)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("recordings"));
+        let scan_ports = match nonempty(&a.scan_ports) {
+            None => vec![554, 80, 8000, 8554, 8899, 37777, 34567],
+            Some(s) => {
+                let mut ports = Vec::new();
+                for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    match p.parse::<u16>() {
+                        Ok(n) if n > 0 => ports.push(n),
+                        _ => return Err(err("SCAN_PORTS", format!("'{p}' is not a TCP port"))),
+                    }
+                }
+                if ports.is_empty() {
+                    return Err(err("SCAN_PORTS", "no port given"));
+                }
+                ports
+            }
+        };
+        let default_network_range = nonempty(&a.default_network_range)
+            .unwrap_or("192.168.1.0/24")
+            .to_string();
+        if parse_cidr(&default_network_range).is_none() {
+            return Err(err(
+                "DEFAULT_NETWORK_RANGE",
+                format!("'{default_network_range}' is not an IPv4 CIDR such as 192.168.1.0/24"),
+            ));
+        }
+        let tls = match (nonempty(&a.tls_cert), nonempty(&a.tls_key)) {
+            (None, None) => None,
+            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+            (Some(_), None) => return Err(err("TLS_KEY", "TLS_CERT is set but TLS_KEY is not")),
+            (None, Some(_)) => return Err(err("TLS_CERT", "TLS_KEY is set but TLS_CERT is not")),
+        };
+        Ok(Config {
+            listen_addr,
+            data_dir,
+            secret_key,
+            jwt_algorithm,
+            jwt_expiration_secs: int(
+                "JWT_TOKEN_EXPIRATION",
+                &a.jwt_token_expiration,
+                3600,
+                60,
+                30 * 86400,
+            )?,
+            allowed_origins,
+            max_streams: int("MAX_STREAMS", &a.max_streams, 128, 1, 4096)?,
+            stream_timeout_secs: int("STREAM_TIMEOUT", &a.stream_timeout, 300, 0, 86400)?,
+            cache_ttl_secs: int("CACHE_TTL", &a.cache_ttl, 300, 0, 86400)?,
+            low_latency_hls: boolean("LOW_LATENCY_HLS", &a.low_latency_hls, true)?,
+            recordings_dir,
+            max_recordings_per_user: int(
+                "MAX_RECORDINGS_PER_USER",
+                &a.max_recordings_per_user,
+                50,
+                0,
+                100_000,
+            )?,
+            scan_ports,
+            onvif_timeout_secs: int("ONVIF_TIMEOUT", &a.onvif_timeout, 5, 1, 60)?,
+            default_network_range,
+            tls,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_old_backends() {
+        let c = Config::from_args(&ServeArgs::default()).unwrap();
+        assert_eq!(c.listen_addr.port(), 5000);
+        assert_eq!(c.jwt_expiration_secs, 3600);
+        assert_eq!(c.max_streams, 128);
+        assert_eq!(c.stream_timeout_secs, 300);
+        assert_eq!(c.cache_ttl_secs, 300);
+        assert!(c.low_latency_hls);
+        assert_eq!(c.max_recordings_per_user, 50);
+        assert_eq!(c.onvif_timeout_secs, 5);
+        assert_eq!(c.scan_ports, vec![554, 80, 8000, 8554, 8899, 37777, 34567]);
+        assert!(c.secret_key.is_none());
+        assert!(c.tls.is_none());
+        assert_eq!(c.recordings_dir, PathBuf::from("./data/recordings"));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases: Vec<(ServeArgs, &str)> = vec![
+            (
+                ServeArgs {
+                    jwt_algorithm: Some("RS256".into()),
+                    ..Default::default()
+                },
+                "JWT_ALGORITHM",
+            ),
+            (
+                ServeArgs {
+                    jwt_algorithm: Some("none".into()),
+                    ..Default::default()
+                },
+                "JWT_ALGORITHM",
+            ),
+            (
+                ServeArgs {
+                    max_streams: Some("lots".into()),
+                    ..Default::default()
+                },
+                "MAX_STREAMS",
+            ),
+            (
+                ServeArgs {
+                    max_streams: Some("0".into()),
+                    ..Default::default()
+                },
+                "MAX_STREAMS",
+            ),
+            (
+                ServeArgs {
+                    listen_addr: Some("nowhere".into()),
+                    ..Default::default()
+                },
+                "LISTEN_ADDR",
+            ),
+            (
+                ServeArgs {
+                    secret_key: Some("short".into()),
+                    ..Default::default()
+                },
+                "SECRET_KEY",
+            ),
+            (
+                ServeArgs {
+                    low_latency_hls: Some("maybe".into()),
+                    ..Default::default()
+                },
+                "LOW_LATENCY_HLS",
+            ),
+            (
+                ServeArgs {
+                    scan_ports: Some("554,99999".into()),
+                    ..Default::default()
+                },
+                "SCAN_PORTS",
+            ),
+            (
+                ServeArgs {
+                    default_network_range: Some("10.0.0.0/33".into()),
+                    ..Default::default()
+                },
+                "DEFAULT_NETWORK_RANGE",
+            ),
+            (
+                ServeArgs {
+                    allowed_origins: Some("example.com".into()),
+                    ..Default::default()
+                },
+                "ALLOWED_ORIGINS",
+            ),
+            (
+                ServeArgs {
+                    tls_cert: Some("/c.pem".into()),
+                    ..Default::default()
+                },
+                "TLS_KEY",
+            ),
+            (
+                ServeArgs {
+                    jwt_token_expiration: Some("-5".into()),
+                    ..Default::default()
+                },
+                "JWT_TOKEN_EXPIRATION",
+            ),
+        ];
+        for (args, var) in cases {
+            let e = Config::from_args(&args).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+            assert!(e.to_string().starts_with(&format!("invalid {var}: ")));
+        }
+    }
+
+    #[test]
+    fn lists_are_parsed() {
+        let c = Config::from_args(&ServeArgs {
+            allowed_origins: Some("http://a.lan:8080/, https://b.lan".into()),
+            scan_ports: Some("554, 8554".into()),
+            jwt_algorithm: Some("HS512".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.allowed_origins,
+            vec!["http://a.lan:8080", "https://b.lan"]
+        );
+        assert_eq!(c.scan_ports, vec![554, 8554]);
+        assert_eq!(c.jwt_algorithm, Algorithm::HS512);
+    }
+}

@@ -1,0 +1,117 @@
+//! One error type for the whole service.
+//!
+//! Every failure that can reach a client is an [`Error`] with a [`Kind`]; the kind alone decides
+//! the HTTP status and the `code` of the JSON body `{"error": "<sentence>", "code": "<snake_case>"}`.
+//! The message is a human sentence with context (which camera, which user id, which file), and
+//! never a password, token or RTSP credential.
+
+use std::fmt;
+
+/// What went wrong, as far as a client is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    TooManyRequests,
+    Internal,
+    Unavailable,
+    InsufficientStorage,
+}
+
+impl Kind {
+    pub fn status(self) -> u16 {
+        match self {
+            Kind::BadRequest => 400,
+            Kind::Unauthorized => 401,
+            Kind::Forbidden => 403,
+            Kind::NotFound => 404,
+            Kind::MethodNotAllowed => 405,
+            Kind::Conflict => 409,
+            Kind::PayloadTooLarge => 413,
+            Kind::TooManyRequests => 429,
+            Kind::Internal => 500,
+            Kind::Unavailable => 503,
+            Kind::InsufficientStorage => 507,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::BadRequest => "bad_request",
+            Kind::Unauthorized => "unauthorized",
+            Kind::Forbidden => "forbidden",
+            Kind::NotFound => "not_found",
+            Kind::MethodNotAllowed => "method_not_allowed",
+            Kind::Conflict => "conflict",
+            Kind::PayloadTooLarge => "payload_too_large",
+            Kind::TooManyRequests => "too_many_requests",
+            Kind::Internal => "internal_error",
+            Kind::Unavailable => "service_unavailable",
+            Kind::InsufficientStorage => "insufficient_storage",
+        }
+    }
+}
+
+/// An error with its kind, a sentence for the client and, for 429, when to come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: Kind,
+    pub message: String,
+    /// Seconds for a `Retry-After` header (429/503).
+    pub retry_after: Option<u64>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(Kind::BadRequest, m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> Self {
+        Self::new(Kind::Unauthorized, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(Kind::Forbidden, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(Kind::NotFound, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(Kind::Conflict, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(Kind::Internal, m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Self::new(Kind::Unavailable, m)
+    }
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// The JSON body every error response carries.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.message, "code": self.kind.code() })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.kind.code())
+    }
+}
+
+impl std::error::Error for Error {}

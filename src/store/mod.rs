@@ -1,0 +1,204 @@
+//! The storage trait and its model types.
+//!
+//! Handlers and media code see only [`Store`] and the plain structs below; nothing outside this
+//! module names redb (or, in Postgres mode, tokio-postgres). Both back ends keep the same
+//! semantics, checked by one conformance suite ([`conformance`]): numeric user ids assigned by
+//! the store, camera ids chosen by the caller, uniqueness of usernames and of camera
+//! `(ip, channel)` enforced inside write transactions, "last admin" rules enforced in the same
+//! transaction as the change, and every time in UTC.
+
+pub mod conformance;
+pub mod redb;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// What a user may do; see `auth::authorize` for the one place that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    User,
+    Viewer,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// A user as the API shows it (never with its password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user to create; the hash is a PHC string (argon2id).
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+/// How [`Store::create_user`] treats an empty or non-empty user table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateMode {
+    /// Create only if there is no user at all (first start); otherwise `Forbidden`.
+    FirstUser,
+    /// Create alongside existing users.
+    Normal,
+}
+
+/// Camera makes with an RTSP URL template (`camera::templates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Brand {
+    Generic,
+    Hikvision,
+    Dahua,
+    Xmeye,
+    Onvif,
+}
+
+impl Brand {
+    pub const ALL: [Brand; 5] = [
+        Brand::Generic,
+        Brand::Hikvision,
+        Brand::Dahua,
+        Brand::Xmeye,
+        Brand::Onvif,
+    ];
+    pub fn parse(s: &str) -> Option<Brand> {
+        Brand::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Brand::Generic => "generic",
+            Brand::Hikvision => "hikvision",
+            Brand::Dahua => "dahua",
+            Brand::Xmeye => "xmeye",
+            Brand::Onvif => "onvif",
+        }
+    }
+}
+
+/// RTP transport for the camera's RTSP session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// One video channel of a camera or DVR/NVR. The RTSP URL is kept sealed (AEAD, see
+/// `camera::seal`); `rtsp_url_display` is the same URL with the password masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Camera {
+    pub id: String,
+    pub ip: String,
+    pub channel: u32,
+    pub name: String,
+    pub brand: Brand,
+    pub port: u16,
+    pub rtsp_url_sealed: Vec<u8>,
+    pub rtsp_url_display: String,
+    pub transport: Transport,
+    pub is_active: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub is_recording: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Fields of a camera that `update_camera` may change (`None`: keep).
+#[derive(Debug, Clone, Default)]
+pub struct CameraPatch {
+    pub name: Option<String>,
+    pub brand: Option<Brand>,
+    pub port: Option<u16>,
+    /// New sealed URL and its masked form, together.
+    pub rtsp_url: Option<(Vec<u8>, String)>,
+    pub transport: Option<Transport>,
+    pub is_active: Option<bool>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub is_recording: Option<bool>,
+}
+
+/// What a token's subject and id come to, read in one look-up per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Session {
+    Active(User),
+    /// The token was logged out.
+    Revoked,
+    /// The user was deleted.
+    NoUser,
+}
+
+/// Storage for users, cameras, assignments and revoked tokens.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap check that the store answers (health, watchdog).
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a user. `Conflict` when the username is taken; with [`CreateMode::FirstUser`],
+    /// `Forbidden` when any user exists.
+    async fn create_user(&self, new: NewUser, mode: CreateMode) -> Result<User>;
+    async fn user(&self, id: i64) -> Result<Option<User>>;
+    /// The user and password hash for a login.
+    async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>>;
+    /// All users, by id.
+    async fn users(&self) -> Result<Vec<User>>;
+    async fn count_users(&self) -> Result<u64>;
+    /// `NotFound`; `Conflict` when it would leave no admin.
+    async fn set_role(&self, id: i64, role: Role) -> Result<User>;
+    /// Deletes the user and their assignments. `NotFound`; `Conflict` when it would leave no admin.
+    async fn delete_user(&self, id: i64) -> Result<()>;
+
+    /// `Conflict` when the id or `(ip, channel)` exists.
+    async fn create_camera(&self, camera: Camera) -> Result<Camera>;
+    async fn camera(&self, id: &str) -> Result<Option<Camera>>;
+    /// All cameras, by id.
+    async fn cameras(&self) -> Result<Vec<Camera>>;
+    async fn update_camera(&self, id: &str, patch: CameraPatch) -> Result<Camera>;
+    /// Deletes the camera and its assignments. `NotFound`.
+    async fn delete_camera(&self, id: &str) -> Result<()>;
+
+    /// Assigns cameras to a user, all or nothing: `NotFound` naming the unknown user or every
+    /// unknown camera. Assigning twice is not an error.
+    async fn assign(&self, user_id: i64, camera_ids: &[String]) -> Result<()>;
+    /// `NotFound` when the user is unknown or the camera is not assigned to them.
+    async fn unassign(&self, user_id: i64, camera_id: &str) -> Result<()>;
+    /// Ids of the cameras assigned to a user, sorted.
+    async fn assigned_cameras(&self, user_id: i64) -> Result<Vec<String>>;
+    async fn is_assigned(&self, user_id: i64, camera_id: &str) -> Result<bool>;
+
+    /// Records a logged-out token id until it would have expired anyway.
+    async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<()>;
+    /// The token's user, unless the token was revoked or the user deleted.
+    async fn session(&self, user_id: i64, jti: &str) -> Result<Session>;
+    /// Forgets revocations that expired before `now`; returns how many.
+    async fn prune_revocations(&self, now: DateTime<Utc>) -> Result<u64>;
+}
+
+pub type DynStore = Arc<dyn Store>;

@@ -1,0 +1,620 @@
+//! The embedded store: one redb file in `DATA_DIR`.
+//!
+//! Values are postcard-encoded serde enums whose variant is the row's schema version
+//! (`UserRow::V1`, …), so a later version can read old rows and rewrite them lazily. Uniqueness
+//! (usernames, camera ids, camera `(ip, channel)`) and the "at least one admin" rule are checked
+//! inside the write transaction that makes the change; redb allows one writer at a time, so the
+//! check and the write cannot interleave with another change. Writes (which fsync) run on
+//! tokio's blocking pool; reads are short B-tree look-ups done in place.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use redb::{
+    Database, MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Brand, Camera, CameraPatch, CreateMode, NewUser, Role, Session, Store, Transport, User,
+};
+use crate::error::{Error, Kind, Result};
+
+/// The schema this binary writes. A file with a newer one is refused at open.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
+const CAMERAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cameras");
+const CAMERA_ADDRS: TableDefinition<(&str, u32), &str> = TableDefinition::new("camera_addrs");
+const USER_CAMERAS: MultimapTableDefinition<u64, &str> =
+    MultimapTableDefinition::new("user_cameras");
+const CAMERA_USERS: MultimapTableDefinition<&str, u64> =
+    MultimapTableDefinition::new("camera_users");
+const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
+
+macro_rules! storage_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::internal(format!("embedded store failed: {e}"))
+            }
+        }
+    )*};
+}
+storage_errors!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+#[derive(Serialize, Deserialize)]
+enum UserRow {
+    V1 {
+        username: String,
+        role: Role,
+        password_hash: String,
+        created_at_us: i64,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+enum CameraRow {
+    V1 {
+        ip: String,
+        channel: u32,
+        name: String,
+        brand: Brand,
+        port: u16,
+        rtsp_url_sealed: Vec<u8>,
+        rtsp_url_display: String,
+        transport: Transport,
+        is_active: bool,
+        last_seen_us: Option<i64>,
+        is_recording: bool,
+        created_at_us: i64,
+    },
+}
+
+fn to_us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_us(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    postcard::to_stdvec(v).map_err(|e| Error::internal(format!("cannot encode a row: {e}")))
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| Error::internal(format!("corrupt {what} row in the embedded store: {e}")))
+}
+
+fn user_from_row(id: u64, bytes: &[u8]) -> Result<(User, String)> {
+    let UserRow::V1 {
+        username,
+        role,
+        password_hash,
+        created_at_us,
+    } = decode(bytes, "user")?;
+    Ok((
+        User {
+            id: id as i64,
+            username,
+            role,
+            created_at: from_us(created_at_us),
+        },
+        password_hash,
+    ))
+}
+
+fn camera_from_row(id: &str, bytes: &[u8]) -> Result<Camera> {
+    let CameraRow::V1 {
+        ip,
+        channel,
+        name,
+        brand,
+        port,
+        rtsp_url_sealed,
+        rtsp_url_display,
+        transport,
+        is_active,
+        last_seen_us,
+        is_recording,
+        created_at_us,
+    } = decode(bytes, "camera")?;
+    Ok(Camera {
+        id: id.to_string(),
+        ip,
+        channel,
+        name,
+        brand,
+        port,
+        rtsp_url_sealed,
+        rtsp_url_display,
+        transport,
+        is_active,
+        last_seen: last_seen_us.map(from_us),
+        is_recording,
+        created_at: from_us(created_at_us),
+    })
+}
+
+fn camera_row(c: &Camera) -> Result<Vec<u8>> {
+    encode(&CameraRow::V1 {
+        ip: c.ip.clone(),
+        channel: c.channel,
+        name: c.name.clone(),
+        brand: c.brand,
+        port: c.port,
+        rtsp_url_sealed: c.rtsp_url_sealed.clone(),
+        rtsp_url_display: c.rtsp_url_display.clone(),
+        transport: c.transport,
+        is_active: c.is_active,
+        last_seen_us: c.last_seen.map(to_us),
+        is_recording: c.is_recording,
+        created_at_us: to_us(c.created_at),
+    })
+}
+
+fn user_id(id: i64) -> Result<u64> {
+    u64::try_from(id).map_err(|_| Error::not_found(format!("user {id} not found")))
+}
+
+/// The redb-backed [`Store`].
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+impl RedbStore {
+    /// Opens (or creates) `path`, creating missing tables and checking the schema version.
+    pub fn open(path: &Path) -> Result<RedbStore> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::unavailable(format!(
+                "the database {} is already open by another process (is another vigia running on this DATA_DIR?)",
+                path.display()
+            )),
+            e => Error::internal(format!("cannot open the database {}: {e}", path.display())),
+        })?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(Error::internal(format!(
+                        "the database {} has schema version {v}, newer than this vigia knows ({SCHEMA_VERSION}); run a newer vigia",
+                        path.display()
+                    )))
+                }
+                Some(_) => {}
+            }
+            txn.open_table(USERS)?;
+            txn.open_table(USERNAMES)?;
+            txn.open_table(CAMERAS)?;
+            txn.open_table(CAMERA_ADDRS)?;
+            txn.open_multimap_table(USER_CAMERAS)?;
+            txn.open_multimap_table(CAMERA_USERS)?;
+            txn.open_table(REVOKED)?;
+        }
+        txn.commit()?;
+        Ok(RedbStore { db: Arc::new(db) })
+    }
+
+    /// Runs `f` in a write transaction on the blocking pool; commits when it returns `Ok`.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write()?;
+            let out = f(&txn)?;
+            txn.commit()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("store task failed: {e}")))?
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        let txn = self.db.begin_read()?;
+        f(&txn)
+    }
+}
+
+/// Number of admins other than `except`, read inside the caller's transaction.
+fn other_admins(users: &impl ReadableTable<u64, &'static [u8]>, except: u64) -> Result<usize> {
+    let mut n = 0;
+    for entry in users.iter()? {
+        let (k, v) = entry?;
+        if k.value() != except && user_from_row(k.value(), v.value())?.0.role == Role::Admin {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[async_trait]
+impl Store for RedbStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|t| {
+            t.open_table(META)?.get("schema_version")?;
+            Ok(())
+        })
+    }
+
+    async fn create_user(&self, new: NewUser, mode: CreateMode) -> Result<User> {
+        self.write(move |txn| {
+            let mut meta = txn.open_table(META)?;
+            let mut users = txn.open_table(USERS)?;
+            let mut names = txn.open_table(USERNAMES)?;
+            if mode == CreateMode::FirstUser && !users.is_empty()? {
+                return Err(Error::forbidden(
+                    "users exist already; only an admin may register new ones",
+                ));
+            }
+            if names.get(new.username.as_str())?.is_some() {
+                return Err(Error::conflict(format!(
+                    "username '{}' is taken",
+                    new.username
+                )));
+            }
+            let id = meta.get("next_user_id")?.map(|v| v.value()).unwrap_or(1);
+            meta.insert("next_user_id", id + 1)?;
+            let created_at = Utc::now();
+            let row = encode(&UserRow::V1 {
+                username: new.username.clone(),
+                role: new.role,
+                password_hash: new.password_hash,
+                created_at_us: to_us(created_at),
+            })?;
+            users.insert(id, row.as_slice())?;
+            names.insert(new.username.as_str(), id)?;
+            Ok(User {
+                id: id as i64,
+                username: new.username,
+                role: new.role,
+                created_at: from_us(to_us(created_at)),
+            })
+        })
+        .await
+    }
+
+    async fn user(&self, id: i64) -> Result<Option<User>> {
+        let Ok(id) = u64::try_from(id) else {
+            return Ok(None);
+        };
+        self.read(|t| {
+            let users = t.open_table(USERS)?;
+            let row = users.get(id)?;
+            row.map(|v| user_from_row(id, v.value()).map(|(u, _)| u))
+                .transpose()
+        })
+    }
+
+    async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>> {
+        self.read(|t| {
+            let Some(id) = t.open_table(USERNAMES)?.get(username)?.map(|v| v.value()) else {
+                return Ok(None);
+            };
+            let users = t.open_table(USERS)?;
+            let row = users.get(id)?;
+            row.map(|v| user_from_row(id, v.value())).transpose()
+        })
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        self.read(|t| {
+            let users = t.open_table(USERS)?;
+            let mut out = Vec::new();
+            for entry in users.iter()? {
+                let (k, v) = entry?;
+                out.push(user_from_row(k.value(), v.value())?.0);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        self.read(|t| Ok(t.open_table(USERS)?.len()?))
+    }
+
+    async fn set_role(&self, id: i64, role: Role) -> Result<User> {
+        let id = user_id(id)?;
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS)?;
+            let (mut user, hash) = match users.get(id)? {
+                Some(v) => user_from_row(id, v.value())?,
+                None => return Err(Error::not_found(format!("user {id} not found"))),
+            };
+            if user.role == Role::Admin && role != Role::Admin && other_admins(&users, id)? == 0 {
+                return Err(Error::conflict(format!(
+                    "user {id} is the last admin; make another user admin first"
+                )));
+            }
+            user.role = role;
+            let row = encode(&UserRow::V1 {
+                username: user.username.clone(),
+                role,
+                password_hash: hash,
+                created_at_us: to_us(user.created_at),
+            })?;
+            users.insert(id, row.as_slice())?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: i64) -> Result<()> {
+        let id = user_id(id)?;
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS)?;
+            let user = match users.get(id)? {
+                Some(v) => user_from_row(id, v.value())?.0,
+                None => return Err(Error::not_found(format!("user {id} not found"))),
+            };
+            if user.role == Role::Admin && other_admins(&users, id)? == 0 {
+                return Err(Error::conflict(format!(
+                    "user {id} is the last admin and cannot be deleted"
+                )));
+            }
+            users.remove(id)?;
+            txn.open_table(USERNAMES)?.remove(user.username.as_str())?;
+            let mut by_user = txn.open_multimap_table(USER_CAMERAS)?;
+            let mut by_camera = txn.open_multimap_table(CAMERA_USERS)?;
+            let cams: Vec<String> = by_user
+                .remove_all(id)?
+                .map(|v| v.map(|v| v.value().to_string()))
+                .collect::<Result<_, _>>()?;
+            for cam in cams {
+                by_camera.remove(cam.as_str(), id)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_camera(&self, camera: Camera) -> Result<Camera> {
+        self.write(move |txn| {
+            let mut cams = txn.open_table(CAMERAS)?;
+            let mut addrs = txn.open_table(CAMERA_ADDRS)?;
+            if cams.get(camera.id.as_str())?.is_some() {
+                return Err(Error::conflict(format!(
+                    "camera {} already exists",
+                    camera.id
+                )));
+            }
+            if let Some(other) = addrs.get((camera.ip.as_str(), camera.channel))? {
+                return Err(Error::conflict(format!(
+                    "channel {} of {} is already camera {}",
+                    camera.channel,
+                    camera.ip,
+                    other.value()
+                )));
+            }
+            let row = camera_row(&camera)?;
+            cams.insert(camera.id.as_str(), row.as_slice())?;
+            addrs.insert((camera.ip.as_str(), camera.channel), camera.id.as_str())?;
+            camera_from_row(&camera.id, &row)
+        })
+        .await
+    }
+
+    async fn camera(&self, id: &str) -> Result<Option<Camera>> {
+        self.read(|t| {
+            let cams = t.open_table(CAMERAS)?;
+            let row = cams.get(id)?;
+            row.map(|v| camera_from_row(id, v.value())).transpose()
+        })
+    }
+
+    async fn cameras(&self) -> Result<Vec<Camera>> {
+        self.read(|t| {
+            let cams = t.open_table(CAMERAS)?;
+            let mut out = Vec::new();
+            for entry in cams.iter()? {
+                let (k, v) = entry?;
+                out.push(camera_from_row(k.value(), v.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn update_camera(&self, id: &str, patch: CameraPatch) -> Result<Camera> {
+        let id = id.to_string();
+        self.write(move |txn| {
+            let mut cams = txn.open_table(CAMERAS)?;
+            let mut c = match cams.get(id.as_str())? {
+                Some(v) => camera_from_row(&id, v.value())?,
+                None => return Err(Error::not_found(format!("camera {id} not found"))),
+            };
+            if let Some(v) = patch.name {
+                c.name = v;
+            }
+            if let Some(v) = patch.brand {
+                c.brand = v;
+            }
+            if let Some(v) = patch.port {
+                c.port = v;
+            }
+            if let Some((sealed, display)) = patch.rtsp_url {
+                c.rtsp_url_sealed = sealed;
+                c.rtsp_url_display = display;
+            }
+            if let Some(v) = patch.transport {
+                c.transport = v;
+            }
+            if let Some(v) = patch.is_active {
+                c.is_active = v;
+            }
+            if let Some(v) = patch.last_seen {
+                c.last_seen = Some(v);
+            }
+            if let Some(v) = patch.is_recording {
+                c.is_recording = v;
+            }
+            cams.insert(id.as_str(), camera_row(&c)?.as_slice())?;
+            Ok(c)
+        })
+        .await
+    }
+
+    async fn delete_camera(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |txn| {
+            let mut cams = txn.open_table(CAMERAS)?;
+            let c = match cams.remove(id.as_str())? {
+                Some(v) => camera_from_row(&id, v.value())?,
+                None => return Err(Error::not_found(format!("camera {id} not found"))),
+            };
+            txn.open_table(CAMERA_ADDRS)?
+                .remove((c.ip.as_str(), c.channel))?;
+            let mut by_user = txn.open_multimap_table(USER_CAMERAS)?;
+            let mut by_camera = txn.open_multimap_table(CAMERA_USERS)?;
+            let users: Vec<u64> = by_camera
+                .remove_all(id.as_str())?
+                .map(|v| v.map(|v| v.value()))
+                .collect::<Result<_, _>>()?;
+            for u in users {
+                by_user.remove(u, id.as_str())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn assign(&self, user_id_: i64, camera_ids: &[String]) -> Result<()> {
+        let uid = user_id(user_id_)?;
+        let ids = camera_ids.to_vec();
+        self.write(move |txn| {
+            if txn.open_table(USERS)?.get(uid)?.is_none() {
+                return Err(Error::not_found(format!("user {uid} not found")));
+            }
+            let cams = txn.open_table(CAMERAS)?;
+            let mut unknown = Vec::new();
+            for id in &ids {
+                if cams.get(id.as_str())?.is_none() && !unknown.contains(id) {
+                    unknown.push(id.clone());
+                }
+            }
+            if !unknown.is_empty() {
+                return Err(Error::new(
+                    Kind::NotFound,
+                    format!(
+                        "unknown camera(s): {}; nothing assigned",
+                        unknown.join(", ")
+                    ),
+                ));
+            }
+            let mut by_user = txn.open_multimap_table(USER_CAMERAS)?;
+            let mut by_camera = txn.open_multimap_table(CAMERA_USERS)?;
+            for id in &ids {
+                by_user.insert(uid, id.as_str())?;
+                by_camera.insert(id.as_str(), uid)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unassign(&self, user_id_: i64, camera_id: &str) -> Result<()> {
+        let uid = user_id(user_id_)?;
+        let cam = camera_id.to_string();
+        self.write(move |txn| {
+            if txn.open_table(USERS)?.get(uid)?.is_none() {
+                return Err(Error::not_found(format!("user {uid} not found")));
+            }
+            let mut by_user = txn.open_multimap_table(USER_CAMERAS)?;
+            if !by_user.remove(uid, cam.as_str())? {
+                return Err(Error::not_found(format!(
+                    "camera {cam} is not assigned to user {uid}"
+                )));
+            }
+            txn.open_multimap_table(CAMERA_USERS)?
+                .remove(cam.as_str(), uid)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn assigned_cameras(&self, user_id_: i64) -> Result<Vec<String>> {
+        let Ok(uid) = u64::try_from(user_id_) else {
+            return Ok(Vec::new());
+        };
+        self.read(|t| {
+            let by_user = t.open_multimap_table(USER_CAMERAS)?;
+            let mut out = Vec::new();
+            for v in by_user.get(uid)? {
+                out.push(v?.value().to_string());
+            }
+            Ok(out)
+        })
+    }
+
+    async fn is_assigned(&self, user_id_: i64, camera_id: &str) -> Result<bool> {
+        let Ok(uid) = u64::try_from(user_id_) else {
+            return Ok(false);
+        };
+        self.read(|t| {
+            let by_camera = t.open_multimap_table(CAMERA_USERS)?;
+            for v in by_camera.get(camera_id)? {
+                if v?.value() == uid {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<()> {
+        let jti = jti.to_string();
+        self.write(move |txn| {
+            txn.open_table(REVOKED)?
+                .insert(jti.as_str(), expires_at.timestamp())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, uid: i64, jti: &str) -> Result<Session> {
+        let Ok(id) = u64::try_from(uid) else {
+            return Ok(Session::NoUser);
+        };
+        self.read(|t| {
+            if t.open_table(REVOKED)?.get(jti)?.is_some() {
+                return Ok(Session::Revoked);
+            }
+            let users = t.open_table(USERS)?;
+            let row = users.get(id)?;
+            match row {
+                Some(v) => Ok(Session::Active(user_from_row(id, v.value())?.0)),
+                None => Ok(Session::NoUser),
+            }
+        })
+    }
+
+    async fn prune_revocations(&self, now: DateTime<Utc>) -> Result<u64> {
+        let cutoff = now.timestamp();
+        self.write(move |txn| {
+            let mut t = txn.open_table(REVOKED)?;
+            let removed = t.extract_if(|_, exp| exp < cutoff)?.count();
+            Ok(removed as u64)
+        })
+        .await
+    }
+}
