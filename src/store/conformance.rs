@@ -1,2 +1,439 @@
-//! The store conformance suite: one set of checks every [`Store`] back end must pass.
-//! `tests/store.rs` runs it on redb (and, in Postgres mode, on PostgreSQL).
+//! The store conformance suite: one set of checks every [`Store`] back end must pass, so redb
+//! and PostgreSQL keep the same semantics (ids, uniqueness, 404s, last-admin rules, cascades,
+//! revocation, UTC times, races). `tests/store.rs` runs every check on a fresh, empty store of
+//! each back end. A check panics with a message saying what differed.
+
+use chrono::{Duration, Utc};
+use futures_util::future::BoxFuture;
+
+use super::{Brand, Camera, CameraPatch, CreateMode, DynStore, NewUser, Role, Session, Transport};
+use crate::error::Kind;
+
+/// Name and body of each check; each gets its own empty store.
+pub type Check = (&'static str, fn(DynStore) -> BoxFuture<'static, ()>);
+
+pub const CHECKS: &[Check] = &[
+    ("users_create_read_unique", |s| {
+        Box::pin(users_create_read_unique(s))
+    }),
+    ("first_user_only_once", |s| {
+        Box::pin(first_user_only_once(s))
+    }),
+    ("last_admin_is_kept", |s| Box::pin(last_admin_is_kept(s))),
+    ("cameras_crud_and_uniqueness", |s| {
+        Box::pin(cameras_crud_and_uniqueness(s))
+    }),
+    ("assignments_all_or_nothing", |s| {
+        Box::pin(assignments_all_or_nothing(s))
+    }),
+    ("deletes_cascade_to_assignments", |s| {
+        Box::pin(deletes_cascade_to_assignments(s))
+    }),
+    ("sessions_and_revocation", |s| {
+        Box::pin(sessions_and_revocation(s))
+    }),
+    ("concurrent_writers_keep_uniqueness", |s| {
+        Box::pin(concurrent_writers_keep_uniqueness(s))
+    }),
+];
+
+fn new_user(name: &str, role: Role) -> NewUser {
+    NewUser {
+        username: name.to_string(),
+        password_hash: format!("$argon2id$hash-of-{name}"),
+        role,
+    }
+}
+
+/// A camera row as the API would build it (the sealed bytes are opaque to the store).
+pub fn camera(ip: &str, channel: u32) -> Camera {
+    let id = crate::camera::camera_id(ip, channel);
+    Camera {
+        rtsp_url_sealed: vec![1, 2, 3, channel as u8],
+        rtsp_url_display: format!("rtsp://u:***@{ip}:554/stream{channel}"),
+        name: format!("cam {id}"),
+        id,
+        ip: ip.to_string(),
+        channel,
+        brand: Brand::Hikvision,
+        port: 554,
+        transport: Transport::Tcp,
+        is_active: true,
+        last_seen: None,
+        is_recording: false,
+        created_at: Utc::now(),
+    }
+}
+
+async fn users_create_read_unique(s: DynStore) {
+    assert_eq!(s.count_users().await.unwrap(), 0);
+    let before = Utc::now() - Duration::seconds(5);
+    let a = s
+        .create_user(new_user("alice", Role::Admin), CreateMode::FirstUser)
+        .await
+        .unwrap();
+    assert!(a.id > 0);
+    assert_eq!((a.username.as_str(), a.role), ("alice", Role::Admin));
+    assert!(a.created_at > before && a.created_at < Utc::now() + Duration::seconds(5));
+    let b = s
+        .create_user(new_user("bob", Role::Viewer), CreateMode::Normal)
+        .await
+        .unwrap();
+    assert!(b.id > a.id, "ids increase");
+    let dup = s
+        .create_user(new_user("bob", Role::User), CreateMode::Normal)
+        .await
+        .unwrap_err();
+    assert_eq!(dup.kind, Kind::Conflict, "{dup}");
+    assert_eq!(
+        s.user(a.id).await.unwrap(),
+        Some(a.clone()),
+        "read back equals created"
+    );
+    assert_eq!(s.user(9999).await.unwrap(), None);
+    assert_eq!(s.user(-1).await.unwrap(), None);
+    let (u, h) = s.user_credentials("bob").await.unwrap().unwrap();
+    assert_eq!((u, h.as_str()), (b.clone(), "$argon2id$hash-of-bob"));
+    assert!(s.user_credentials("nobody").await.unwrap().is_none());
+    assert!(
+        s.user_credentials("BOB").await.unwrap().is_none(),
+        "usernames are case-sensitive"
+    );
+    assert_eq!(s.users().await.unwrap(), vec![a, b]);
+    assert_eq!(s.count_users().await.unwrap(), 2);
+}
+
+async fn first_user_only_once(s: DynStore) {
+    s.create_user(new_user("first", Role::Admin), CreateMode::FirstUser)
+        .await
+        .unwrap();
+    let e = s
+        .create_user(new_user("second", Role::Admin), CreateMode::FirstUser)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, Kind::Forbidden, "{e}");
+    assert_eq!(s.count_users().await.unwrap(), 1);
+}
+
+async fn last_admin_is_kept(s: DynStore) {
+    let a = s
+        .create_user(new_user("root", Role::Admin), CreateMode::FirstUser)
+        .await
+        .unwrap();
+    let u = s
+        .create_user(new_user("user1", Role::User), CreateMode::Normal)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.set_role(a.id, Role::User).await.unwrap_err().kind,
+        Kind::Conflict
+    );
+    assert_eq!(s.delete_user(a.id).await.unwrap_err().kind, Kind::Conflict);
+    assert_eq!(
+        s.user(a.id).await.unwrap().unwrap().role,
+        Role::Admin,
+        "nothing changed"
+    );
+    assert_eq!(
+        s.set_role(u.id, Role::Admin).await.unwrap().role,
+        Role::Admin
+    );
+    assert_eq!(
+        s.set_role(a.id, Role::Viewer).await.unwrap().role,
+        Role::Viewer
+    );
+    assert_eq!(s.user(a.id).await.unwrap().unwrap().role, Role::Viewer);
+    s.delete_user(a.id).await.unwrap();
+    assert_eq!(s.user(a.id).await.unwrap(), None);
+    assert_eq!(s.delete_user(a.id).await.unwrap_err().kind, Kind::NotFound);
+    assert_eq!(
+        s.set_role(4242, Role::User).await.unwrap_err().kind,
+        Kind::NotFound
+    );
+    assert!(
+        s.user_credentials("root").await.unwrap().is_none(),
+        "username freed"
+    );
+    s.create_user(new_user("root", Role::User), CreateMode::Normal)
+        .await
+        .unwrap();
+}
+
+async fn cameras_crud_and_uniqueness(s: DynStore) {
+    let c1 = s.create_camera(camera("10.0.0.2", 1)).await.unwrap();
+    let c2 = s.create_camera(camera("10.0.0.2", 2)).await.unwrap();
+    assert_eq!(c2.id, "10.0.0.2-ch2");
+    assert_eq!(s.camera("10.0.0.2").await.unwrap(), Some(c1.clone()));
+    assert_eq!(
+        s.create_camera(camera("10.0.0.2", 1))
+            .await
+            .unwrap_err()
+            .kind,
+        Kind::Conflict
+    );
+    let mut same_addr = camera("10.0.0.2", 2);
+    same_addr.id = "other-id".into();
+    assert_eq!(
+        s.create_camera(same_addr).await.unwrap_err().kind,
+        Kind::Conflict
+    );
+    let c0 = s.create_camera(camera("10.0.0.1", 1)).await.unwrap();
+    let ids: Vec<String> = s
+        .cameras()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![c0.id.clone(), c1.id.clone(), c2.id.clone()],
+        "sorted by id"
+    );
+    let seen = Utc::now();
+    let up = s
+        .update_camera(
+            &c1.id,
+            CameraPatch {
+                name: Some("gate".into()),
+                brand: Some(Brand::Dahua),
+                port: Some(8554),
+                rtsp_url: Some((vec![9, 9], "rtsp://x/***".into())),
+                transport: Some(Transport::Udp),
+                is_active: Some(false),
+                last_seen: Some(seen),
+                is_recording: Some(true),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(up.name, "gate");
+    assert_eq!(
+        (up.brand, up.port, up.transport),
+        (Brand::Dahua, 8554, Transport::Udp)
+    );
+    assert_eq!(up.rtsp_url_sealed, vec![9, 9]);
+    assert!(!up.is_active && up.is_recording);
+    assert_eq!(
+        up.last_seen.unwrap().timestamp_micros(),
+        seen.timestamp_micros()
+    );
+    assert_eq!(
+        (up.ip.as_str(), up.channel, up.created_at),
+        (c1.ip.as_str(), 1, c1.created_at)
+    );
+    assert_eq!(s.camera(&c1.id).await.unwrap(), Some(up.clone()));
+    let same = s
+        .update_camera(&c1.id, CameraPatch::default())
+        .await
+        .unwrap();
+    assert_eq!(same, up, "an empty patch changes nothing");
+    assert_eq!(
+        s.update_camera("nope", CameraPatch::default())
+            .await
+            .unwrap_err()
+            .kind,
+        Kind::NotFound
+    );
+    s.delete_camera(&c2.id).await.unwrap();
+    assert_eq!(
+        s.delete_camera(&c2.id).await.unwrap_err().kind,
+        Kind::NotFound
+    );
+    assert_eq!(s.camera(&c2.id).await.unwrap(), None);
+    s.create_camera(camera("10.0.0.2", 2))
+        .await
+        .expect("address free again after delete");
+}
+
+async fn assignments_all_or_nothing(s: DynStore) {
+    let u = s
+        .create_user(new_user("user1", Role::User), CreateMode::FirstUser)
+        .await
+        .unwrap();
+    for (ip, ch) in [("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.2", 3)] {
+        s.create_camera(camera(ip, ch)).await.unwrap();
+    }
+    let e = s
+        .assign(
+            u.id,
+            &["10.0.0.1".into(), "ghost-a".into(), "ghost-b".into()],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, Kind::NotFound);
+    assert!(
+        e.message.contains("ghost-a") && e.message.contains("ghost-b"),
+        "{e}"
+    );
+    assert!(
+        s.assigned_cameras(u.id).await.unwrap().is_empty(),
+        "nothing assigned"
+    );
+    assert_eq!(
+        s.assign(777, &["10.0.0.1".into()]).await.unwrap_err().kind,
+        Kind::NotFound
+    );
+    s.assign(u.id, &["10.0.0.2-ch3".into(), "10.0.0.1".into()])
+        .await
+        .unwrap();
+    s.assign(u.id, &["10.0.0.1".into()])
+        .await
+        .expect("assigning twice is fine");
+    assert_eq!(
+        s.assigned_cameras(u.id).await.unwrap(),
+        vec!["10.0.0.1", "10.0.0.2-ch3"]
+    );
+    assert!(s.is_assigned(u.id, "10.0.0.1").await.unwrap());
+    assert!(!s.is_assigned(u.id, "10.0.0.2").await.unwrap());
+    assert!(!s.is_assigned(u.id + 1, "10.0.0.1").await.unwrap());
+    let v = s
+        .create_user(new_user("viewer1", Role::Viewer), CreateMode::Normal)
+        .await
+        .unwrap();
+    s.assign(v.id, &["10.0.0.1".into()]).await.unwrap();
+    assert!(
+        s.is_assigned(v.id, "10.0.0.1").await.unwrap(),
+        "a camera may have many users"
+    );
+    assert_eq!(
+        s.unassign(u.id, "10.0.0.2").await.unwrap_err().kind,
+        Kind::NotFound
+    );
+    assert_eq!(
+        s.unassign(9999, "10.0.0.1").await.unwrap_err().kind,
+        Kind::NotFound
+    );
+    s.unassign(u.id, "10.0.0.1").await.unwrap();
+    assert_eq!(
+        s.assigned_cameras(u.id).await.unwrap(),
+        vec!["10.0.0.2-ch3"]
+    );
+    assert!(
+        s.is_assigned(v.id, "10.0.0.1").await.unwrap(),
+        "other users keep theirs"
+    );
+}
+
+async fn deletes_cascade_to_assignments(s: DynStore) {
+    let admin = s
+        .create_user(new_user("admin", Role::Admin), CreateMode::FirstUser)
+        .await
+        .unwrap();
+    let u = s
+        .create_user(new_user("user1", Role::User), CreateMode::Normal)
+        .await
+        .unwrap();
+    s.create_camera(camera("10.0.0.1", 1)).await.unwrap();
+    s.create_camera(camera("10.0.0.2", 1)).await.unwrap();
+    s.assign(u.id, &["10.0.0.1".into(), "10.0.0.2".into()])
+        .await
+        .unwrap();
+    s.assign(admin.id, &["10.0.0.1".into()]).await.unwrap();
+    s.delete_camera("10.0.0.1").await.unwrap();
+    assert_eq!(s.assigned_cameras(u.id).await.unwrap(), vec!["10.0.0.2"]);
+    assert!(s.assigned_cameras(admin.id).await.unwrap().is_empty());
+    // a camera re-added under the same id is not assigned to anyone
+    s.create_camera(camera("10.0.0.1", 1)).await.unwrap();
+    assert!(!s.is_assigned(u.id, "10.0.0.1").await.unwrap());
+    s.delete_user(u.id).await.unwrap();
+    assert!(
+        s.camera("10.0.0.2").await.unwrap().is_some(),
+        "cameras stay"
+    );
+    let again = s
+        .create_user(new_user("user1", Role::User), CreateMode::Normal)
+        .await
+        .unwrap();
+    assert!(s.assigned_cameras(again.id).await.unwrap().is_empty());
+    assert!(!s.is_assigned(u.id, "10.0.0.2").await.unwrap());
+}
+
+async fn sessions_and_revocation(s: DynStore) {
+    let u = s
+        .create_user(new_user("alice", Role::Admin), CreateMode::FirstUser)
+        .await
+        .unwrap();
+    let other = s
+        .create_user(new_user("bob", Role::User), CreateMode::Normal)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.session(u.id, "jti-1").await.unwrap(),
+        Session::Active(u.clone())
+    );
+    let now = Utc::now();
+    s.revoke_token("jti-1", now + Duration::hours(1))
+        .await
+        .unwrap();
+    s.revoke_token("jti-1", now + Duration::hours(1))
+        .await
+        .expect("revoking twice is fine");
+    s.revoke_token("jti-old", now - Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(s.session(u.id, "jti-1").await.unwrap(), Session::Revoked);
+    assert_eq!(
+        s.session(u.id, "jti-2").await.unwrap(),
+        Session::Active(u.clone())
+    );
+    assert_eq!(s.session(4242, "jti-2").await.unwrap(), Session::NoUser);
+    s.delete_user(other.id).await.unwrap();
+    assert_eq!(s.session(other.id, "jti-3").await.unwrap(), Session::NoUser);
+    assert_eq!(
+        s.prune_revocations(now).await.unwrap(),
+        1,
+        "only the expired one"
+    );
+    assert_eq!(
+        s.session(u.id, "jti-1").await.unwrap(),
+        Session::Revoked,
+        "live one kept"
+    );
+    assert_eq!(
+        s.session(u.id, "jti-old").await.unwrap(),
+        Session::Active(u)
+    );
+    assert_eq!(s.prune_revocations(now).await.unwrap(), 0);
+}
+
+async fn concurrent_writers_keep_uniqueness(s: DynStore) {
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_user(
+                new_user(&format!("first{i}"), Role::Admin),
+                CreateMode::FirstUser,
+            )
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e.kind, Kind::Forbidden, "{e}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one first user");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let a = s
+                .create_user(new_user("same", Role::User), CreateMode::Normal)
+                .await;
+            let b = s.create_camera(camera("10.9.9.9", 5)).await;
+            (a.is_ok(), b.is_ok())
+        }));
+    }
+    let (mut users, mut cams) = (0, 0);
+    for t in tasks {
+        let (a, b) = t.await.unwrap();
+        users += a as u32;
+        cams += b as u32;
+    }
+    assert_eq!((users, cams), (1, 1), "one winner per unique key");
+    assert_eq!(s.count_users().await.unwrap(), 2);
+}

@@ -468,8 +468,9 @@ impl Store for RedbStore {
             if let Some(v) = patch.is_recording {
                 c.is_recording = v;
             }
-            cams.insert(id.as_str(), camera_row(&c)?.as_slice())?;
-            Ok(c)
+            let row = camera_row(&c)?;
+            cams.insert(id.as_str(), row.as_slice())?;
+            camera_from_row(&id, &row)
         })
         .await
     }
