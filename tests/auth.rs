@@ -1,0 +1,315 @@
+//! `/api/auth` over real HTTP: login, logout (persistent revocation), registration rules,
+//! throttling, and tokens following role changes and deletions at once.
+
+mod support;
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use support::{assert_error, Server, ADMIN_PW};
+
+#[tokio::test]
+async fn first_user_becomes_admin_and_later_ones_need_an_admin() {
+    let s = Server::start();
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            json!({"username": "boss", "password": "first-user-pw", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["user"]["role"], "admin", "the first user is always admin");
+    assert_eq!(v["user"]["username"], "boss");
+    assert!(v["user"]["id"].as_i64().unwrap() > 0);
+    assert!(
+        v["user"]["created_at"].as_str().unwrap().ends_with('Z'),
+        "UTC: {v}"
+    );
+    assert!(v.to_string().find("argon2").is_none() && v["user"].get("password_hash").is_none());
+
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            json!({"username": "sneaky", "password": "second-user-pw"}),
+        )
+        .await;
+    assert_error(st, &v, 401, "unauthorized");
+
+    let admin = s.login("boss", "first-user-pw").await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/auth/register",
+            Some(&admin),
+            json!({"username": "carol", "password": "carol-password"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    assert_eq!(v["user"]["role"], "user", "default role");
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/auth/register",
+            Some(&admin),
+            json!({"username": "carol", "password": "carol-password"}),
+        )
+        .await;
+    assert_error(st, &v, 409, "conflict");
+    for (body, why) in [
+        (
+            json!({"username": "dave", "password": "short"}),
+            "short password",
+        ),
+        (
+            json!({"username": "dave", "password": ""}),
+            "empty password",
+        ),
+        (
+            json!({"username": "d", "password": "long-enough"}),
+            "short username",
+        ),
+        (
+            json!({"username": "da ve", "password": "long-enough"}),
+            "space in username",
+        ),
+        (
+            json!({"username": "x".repeat(40), "password": "long-enough"}),
+            "long username",
+        ),
+        (
+            json!({"username": "dave", "password": "long-enough", "role": "root"}),
+            "bad role",
+        ),
+        (
+            json!({"username": "dave", "password": "p".repeat(300)}),
+            "long password",
+        ),
+    ] {
+        let (st, v) = s
+            .call("POST", "/api/auth/register", Some(&admin), body)
+            .await;
+        assert_eq!(st, 400, "{why}: {v}");
+        assert_error(st, &v, 400, "bad_request");
+    }
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/auth/register",
+            Some(&admin),
+            json!({"username": "vera", "password": "vera-password", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["user"]["role"].as_str()),
+        (201, Some("viewer"))
+    );
+}
+
+#[tokio::test]
+async fn login_answers_the_same_for_unknown_users_and_wrong_passwords() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            json!({"username": "admin", "password": ADMIN_PW}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert!(v["token"].as_str().unwrap().split('.').count() == 3);
+    assert_eq!(v["user"]["username"], "admin");
+    assert_eq!(v["user"]["role"], "admin");
+    assert!(v["user"].get("password_hash").is_none());
+    let (st, me) = s.call("GET", "/api/users", Some(&admin), Value::Null).await;
+    assert_eq!(st, 200, "{me}");
+
+    let mut wrong = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..4 {
+        let t = Instant::now();
+        let (st, a) = s
+            .call(
+                "POST",
+                "/api/auth/login",
+                None,
+                json!({"username": "admin", "password": format!("nope{i}xxxx")}),
+            )
+            .await;
+        wrong.push(t.elapsed().as_secs_f64());
+        assert_error(st, &a, 401, "unauthorized");
+        let t = Instant::now();
+        let (st, b) = s
+            .call(
+                "POST",
+                "/api/auth/login",
+                None,
+                json!({"username": format!("ghost{i}"), "password": "whatever-pw"}),
+            )
+            .await;
+        unknown.push(t.elapsed().as_secs_f64());
+        assert_error(st, &b, 401, "unauthorized");
+        assert_eq!(a, b, "same answer for unknown user and wrong password");
+    }
+    wrong.sort_by(f64::total_cmp);
+    unknown.sort_by(f64::total_cmp);
+    let ratio = wrong[2] / unknown[2];
+    // both run one argon2 verification; without the dummy hash an unknown user answers ~100x faster
+    assert!(
+        (0.25..4.0).contains(&ratio),
+        "median wrong {:?} vs unknown {:?}",
+        wrong,
+        unknown
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_from_one_address_get_429_with_retry_after() {
+    let s = Server::start();
+    s.bootstrap_admin().await;
+    for _ in 0..10 {
+        let (st, _) = s
+            .call(
+                "POST",
+                "/api/auth/login",
+                None,
+                json!({"username": "admin", "password": "wrong-password"}),
+            )
+            .await;
+        assert_eq!(st, 401);
+    }
+    let resp = s
+        .client
+        .post(s.url("/api/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429, "even the right password waits");
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&retry), "{retry}");
+    let v: Value = resp.json().await.unwrap();
+    assert_error(
+        reqwest::StatusCode::TOO_MANY_REQUESTS,
+        &v,
+        429,
+        "too_many_requests",
+    );
+}
+
+#[tokio::test]
+async fn logout_revokes_persistently_and_other_tokens_live_on() {
+    let mut s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    let other = s.login("admin", ADMIN_PW).await;
+    let (st, v) = s
+        .call("POST", "/api/auth/logout", Some(&admin), Value::Null)
+        .await;
+    assert_eq!((st.as_u16(), v), (200, json!({"message": "Logged out"})));
+    let (st, v) = s.call("GET", "/stats", Some(&admin), Value::Null).await;
+    assert_error(st, &v, 401, "unauthorized");
+    let (st, v) = s
+        .call("POST", "/api/auth/logout", Some(&admin), Value::Null)
+        .await;
+    assert_error(st, &v, 401, "unauthorized");
+    s.restart();
+    let (st, _) = s.call("GET", "/stats", Some(&admin), Value::Null).await;
+    assert_eq!(st, 401, "revocation survives a restart");
+    let (st, _) = s.call("GET", "/stats", Some(&other), Value::Null).await;
+    assert_eq!(st, 200, "another token of the same user still works");
+}
+
+#[tokio::test]
+async fn role_changes_and_deletion_apply_to_existing_tokens_at_once() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    let (id, second) = s.add_user(&admin, "second", "admin").await;
+    let (st, _) = s
+        .call("GET", "/api/users", Some(&second), Value::Null)
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .call(
+            "PUT",
+            &format!("/api/users/{id}"),
+            Some(&admin),
+            json!({"role": "viewer"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = s
+        .call("GET", "/api/users", Some(&second), Value::Null)
+        .await;
+    assert_error(st, &v, 403, "forbidden");
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/api/users/{id}"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = s
+        .call("GET", "/api/cameras/list", Some(&second), Value::Null)
+        .await;
+    assert_error(st, &v, 401, "unauthorized");
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            json!({"username": "second", "password": "second-password"}),
+        )
+        .await;
+    assert_eq!(st, 401);
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_log() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.0.20", "username": "camuser", "password": "cam-secret-pw"}),
+    )
+    .await;
+    let _ = s
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            json!({"username": "admin", "password": "wrong-pw-123"}),
+        )
+        .await;
+    let _ = s
+        .client
+        .get(s.url("/api/cameras/list?token=query-secret"))
+        .bearer_auth(&admin)
+        .send()
+        .await;
+    let log = s.logs();
+    assert!(log.contains("path=/api/cameras/list"), "{log}");
+    for secret in [
+        ADMIN_PW,
+        "cam-secret-pw",
+        "wrong-pw-123",
+        admin.as_str(),
+        "query-secret",
+        support::SECRET,
+    ] {
+        assert!(
+            !log.contains(secret),
+            "log contains a secret: {secret}\n{log}"
+        );
+    }
+}
