@@ -248,7 +248,13 @@ impl Config {
         }
         let tls = match (nonempty(&a.tls_cert), nonempty(&a.tls_key)) {
             (None, None) => None,
-            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+            (Some(c), Some(k)) => {
+                for (var, path) in [("TLS_CERT", c), ("TLS_KEY", k)] {
+                    std::fs::File::open(path)
+                        .map_err(|e| err(var, format!("cannot read {path}: {e}")))?;
+                }
+                Some((PathBuf::from(c), PathBuf::from(k)))
+            }
             (Some(_), None) => return Err(err("TLS_KEY", "TLS_CERT is set but TLS_KEY is not")),
             (None, Some(_)) => return Err(err("TLS_CERT", "TLS_KEY is set but TLS_CERT is not")),
         };

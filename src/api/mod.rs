@@ -335,19 +335,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
                     body,
                     peer,
                 );
-                match AssertUnwindSafe(out).catch_unwind().await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => {
-                        if e.kind == Kind::Internal {
-                            error!(rid = %rid, error = %e, "request failed");
-                        }
-                        response::error(&e)
-                    }
-                    Err(_) => {
-                        error!(rid = %rid, %method, %path, "handler panicked");
-                        response::error(&Error::internal("internal error"))
-                    }
-                }
+                guarded(&rid, &method, &path, out).await
             }
         }
     };
@@ -372,6 +360,28 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
         "request"
     );
     resp
+}
+
+/// Runs a handler, turning its error into the JSON error response and a panic into a 500.
+async fn guarded(
+    rid: &str,
+    method: &Method,
+    path: &str,
+    out: impl std::future::Future<Output = Result<Response<Body>>>,
+) -> Response<Body> {
+    match AssertUnwindSafe(out).catch_unwind().await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            if e.kind == Kind::Internal {
+                error!(rid = %rid, error = %e, "request failed");
+            }
+            response::error(&e)
+        }
+        Err(_) => {
+            error!(rid = %rid, %method, %path, "handler panicked");
+            response::error(&Error::internal("internal error"))
+        }
+    }
 }
 
 async fn dispatch(
@@ -412,6 +422,22 @@ async fn dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_json_error() {
+        let r = guarded("rid", &Method::GET, "/x", async {
+            if true {
+                panic!("boom");
+            }
+            Err(Error::internal("unreachable"))
+        })
+        .await;
+        assert_eq!(r.status(), 500);
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], "internal_error");
+        assert_eq!(v["error"], "internal error");
+    }
 
     #[test]
     fn routing() {

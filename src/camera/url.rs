@@ -115,6 +115,22 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// `url` carrying the raw userinfo of `from` (credentials kept across a path change).
+pub fn with_userinfo_of(url: &str, from: &str) -> Option<String> {
+    let u = parse(url)?;
+    let creds = parse(from)?
+        .userinfo
+        .map(|ui| format!("{ui}@"))
+        .unwrap_or_default();
+    Some(format!("{}://{}{}{}", u.scheme, creds, u.hostport, u.rest))
+}
+
+/// The user name in a URL's userinfo, percent-decoding left as it is.
+pub fn username(url: &str) -> Option<&str> {
+    let ui = parse(url)?.userinfo?;
+    Some(ui.split_once(':').map_or(ui, |(u, _)| u))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,20 +165,4 @@ mod tests {
         let u = with_credentials("rtsp://old:pw@cam.lan/x", "", "").unwrap();
         assert_eq!(u, "rtsp://cam.lan/x");
     }
-}
-
-/// `url` carrying the raw userinfo of `from` (credentials kept across a path change).
-pub fn with_userinfo_of(url: &str, from: &str) -> Option<String> {
-    let u = parse(url)?;
-    let creds = parse(from)?
-        .userinfo
-        .map(|ui| format!("{ui}@"))
-        .unwrap_or_default();
-    Some(format!("{}://{}{}{}", u.scheme, creds, u.hostport, u.rest))
-}
-
-/// The user name in a URL's userinfo, percent-decoding left as it is.
-pub fn username(url: &str) -> Option<&str> {
-    let ui = parse(url)?.userinfo?;
-    Some(ui.split_once(':').map_or(ui, |(u, _)| u))
 }

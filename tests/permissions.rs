@@ -1,0 +1,246 @@
+//! The permission matrix: 3 roles × every camera-touching endpoint × a camera assigned to the
+//! caller and one that is not. The expected table is written out here, independently of
+//! `auth::scope`, so a change to the rules must change this file too.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::Server;
+
+const ASSIGNED: &str = "127.0.0.60";
+const OTHER: &str = "127.0.0.61";
+
+/// What a role may do to a camera, per endpoint: (admin, user, viewer) for (assigned, other).
+struct Row {
+    name: &'static str,
+    expect: [(u16, u16); 3],
+}
+
+const MATRIX: &[Row] = &[
+    Row {
+        name: "GET /api/cameras/{c}",
+        expect: [(200, 200), (200, 403), (200, 403)],
+    },
+    Row {
+        name: "PUT /api/cameras/{c}",
+        expect: [(200, 200), (403, 403), (403, 403)],
+    },
+    Row {
+        name: "DELETE /api/cameras/{c}",
+        expect: [(200, 200), (403, 403), (403, 403)],
+    },
+    Row {
+        name: "POST /api/cameras",
+        expect: [(201, 201), (403, 403), (403, 403)],
+    },
+    Row {
+        name: "POST /api/users/{id}/cameras",
+        expect: [(200, 200), (403, 403), (403, 403)],
+    },
+    Row {
+        name: "DELETE /api/users/{id}/cameras/{c}",
+        expect: [(200, 200), (403, 403), (403, 403)],
+    },
+    // listed (200 = present in the answer, 404 = absent)
+    Row {
+        name: "GET /api/cameras/list",
+        expect: [(200, 200), (200, 404), (200, 404)],
+    },
+    Row {
+        name: "GET /stats",
+        expect: [(200, 200), (200, 404), (200, 404)],
+    },
+];
+
+async fn reset(s: &Server, admin: &str, helper_id: i64, ids: &[i64]) {
+    for ip in [ASSIGNED, OTHER] {
+        let _ = s
+            .call(
+                "DELETE",
+                &format!("/api/cameras/{ip}"),
+                Some(admin),
+                Value::Null,
+            )
+            .await;
+        s.add_camera(admin, json!({"ip": ip})).await;
+    }
+    for id in ids {
+        let (st, v) = s
+            .call(
+                "POST",
+                &format!("/api/users/{id}/cameras"),
+                Some(admin),
+                json!({"camera_ips": [ASSIGNED]}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/api/users/{helper_id}/cameras"),
+            Some(admin),
+            json!({"camera_ips": [ASSIGNED, OTHER]}),
+        )
+        .await;
+    assert_eq!(st, 200);
+}
+
+async fn probe(s: &Server, row: &str, token: &str, cam: &str, helper_id: i64) -> u16 {
+    match row {
+        "GET /api/cameras/{c}" => s
+            .call(
+                "GET",
+                &format!("/api/cameras/{cam}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
+        "PUT /api/cameras/{c}" => s
+            .call(
+                "PUT",
+                &format!("/api/cameras/{cam}"),
+                Some(token),
+                json!({"name": "renamed"}),
+            )
+            .await
+            .0
+            .as_u16(),
+        "DELETE /api/cameras/{c}" => s
+            .call(
+                "DELETE",
+                &format!("/api/cameras/{cam}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
+        "POST /api/cameras" => {
+            let ip = if cam == ASSIGNED {
+                "127.0.0.70"
+            } else {
+                "127.0.0.71"
+            };
+            s.call("POST", "/api/cameras", Some(token), json!({"ip": ip}))
+                .await
+                .0
+                .as_u16()
+        }
+        "POST /api/users/{id}/cameras" => s
+            .call(
+                "POST",
+                &format!("/api/users/{helper_id}/cameras"),
+                Some(token),
+                json!({"camera_ips": [cam]}),
+            )
+            .await
+            .0
+            .as_u16(),
+        "DELETE /api/users/{id}/cameras/{c}" => s
+            .call(
+                "DELETE",
+                &format!("/api/users/{helper_id}/cameras/{cam}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
+        "GET /api/cameras/list" => {
+            let (st, v) = s
+                .call("GET", "/api/cameras/list", Some(token), Value::Null)
+                .await;
+            assert_eq!(st, 200);
+            let found = v["cameras"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["id"] == cam);
+            if found {
+                200
+            } else {
+                404
+            }
+        }
+        "GET /stats" => {
+            let (st, v) = s.call("GET", "/stats", Some(token), Value::Null).await;
+            assert_eq!(st, 200);
+            let found = v["cameras"]["detail"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["id"] == cam);
+            if found {
+                200
+            } else {
+                404
+            }
+        }
+        other => panic!("no probe for {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_roles_times_every_camera_endpoint_times_assignment() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    let (user_id, user) = s.add_user(&admin, "user1", "user").await;
+    let (viewer_id, viewer) = s.add_user(&admin, "viewer1", "viewer").await;
+    let (helper_id, _) = s.add_user(&admin, "helper", "viewer").await;
+    let tokens = [("admin", admin.clone()), ("user", user), ("viewer", viewer)];
+    reset(&s, &admin, helper_id, &[user_id, viewer_id]).await;
+    let mut failures = Vec::new();
+    for row in MATRIX {
+        for (i, (role, token)) in tokens.iter().enumerate() {
+            for (cam, want) in [(ASSIGNED, row.expect[i].0), (OTHER, row.expect[i].1)] {
+                let got = probe(&s, row.name, token, cam, helper_id).await;
+                let which = if cam == ASSIGNED {
+                    "assigned"
+                } else {
+                    "unassigned"
+                };
+                if got != want {
+                    failures.push(format!(
+                        "{} as {role} on {which} camera: got {got}, want {want}",
+                        row.name
+                    ));
+                }
+                reset(&s, &admin, helper_id, &[user_id, viewer_id]).await;
+            }
+        }
+        let _ = s
+            .call(
+                "DELETE",
+                "/api/cameras/127.0.0.70",
+                Some(&admin),
+                Value::Null,
+            )
+            .await;
+        let _ = s
+            .call(
+                "DELETE",
+                "/api/cameras/127.0.0.71",
+                Some(&admin),
+                Value::Null,
+            )
+            .await;
+    }
+    assert!(
+        failures.is_empty(),
+        "permission matrix differs:\n{}",
+        failures.join("\n")
+    );
+    // a non-admin cannot tell an unknown camera from one not assigned to them
+    let (st, _) = s
+        .call(
+            "GET",
+            "/api/cameras/10.99.99.99",
+            Some(&tokens[1].1),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 403);
+}
