@@ -6,6 +6,8 @@ set -euo pipefail
 # Debian packages the tests use (tools the tests drive as independent peers).
 PACKAGES=(
   ca-certificates
+  postgresql
+  postgresql-client
 )
 
 missing=()

@@ -8,11 +8,15 @@ cd "$(dirname "$0")/.."
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+echo "== cargo clippy (lean build, then with Postgres)"
 cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --locked --features postgres -- -D warnings
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked --all-targets -- --color never 2>&1 | tee "$log"
+# the lean build's own unit tests (e.g. Postgres settings refused without the feature)
+cargo test --locked --lib -- --color never 2>&1 | tee "$log"
+# everything, with the Postgres back end (a throwaway cluster per test binary)
+cargo test --locked --all-targets --features postgres -- --color never 2>&1 | tee -a "$log"
 # one closing line over every test binary
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"

@@ -84,7 +84,7 @@ pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>> {
 
 impl App {
     /// Opens the data directory and store and builds the services.
-    pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::internal(format!(
                 "cannot create DATA_DIR {}: {e}",
@@ -95,9 +95,8 @@ impl App {
             Some(k) => k.clone(),
             None => load_or_create_secret(&config.data_dir)?,
         };
-        let store: DynStore = Arc::new(store::redb::RedbStore::open(
-            &config.data_dir.join("vigia.redb"),
-        )?);
+        let store: DynStore = store::open(&config).await?;
+        check_key(store.as_ref(), &secret, config.database.is_some()).await?;
         Ok(Arc::new(App {
             tokens: Tokens::new(
                 &secret,
@@ -113,6 +112,24 @@ impl App {
             config,
             started: Instant::now(),
         }))
+    }
+}
+
+/// Compares the key in use with the one the store was last opened with. Several boxes on one
+/// database must share it (refuse to start otherwise); on an appliance a changed key only
+/// makes stored camera credentials unreadable (warn).
+async fn check_key(store: &dyn store::Store, secret: &[u8], shared: bool) -> Result<()> {
+    let fp = store::key_fingerprint(secret);
+    match store.key_fingerprint(&fp, !shared).await? {
+        None => Ok(()),
+        Some(_) if shared => Err(Error::new(
+            crate::error::Kind::Conflict,
+            "SECRET_KEY differs from the one the other boxes on this database use; every box must share it (tokens and sealed camera credentials depend on it)",
+        )),
+        Some(_) => {
+            warn!("SECRET_KEY changed since the store was last opened: old tokens are invalid and stored camera credentials must be entered again");
+            Ok(())
+        }
     }
 }
 
@@ -156,7 +173,7 @@ pub async fn run(config: Config) -> Result<()> {
         Some((c, k)) => Some(tls_acceptor(c, k)?),
         None => None,
     };
-    let app = App::open(config, Arc::new(SystemClock))?;
+    let app = App::open(config, Arc::new(SystemClock)).await?;
     let listener = TcpListener::bind(app.config.listen_addr)
         .await
         .map_err(|e| {

@@ -71,6 +71,67 @@ pub struct ServeArgs {
     /// PEM private key; with TLS_CERT, serve HTTPS.
     #[arg(long, env = "TLS_KEY")]
     pub tls_key: Option<String>,
+    /// postgres://user:pass@host:port/db?sslmode=require: use PostgreSQL instead of redb.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL host (the old backend's DB_* settings; DATABASE_URL wins).
+    #[arg(long, env = "DB_HOST")]
+    pub db_host: Option<String>,
+    #[arg(long, env = "DB_PORT")]
+    pub db_port: Option<String>,
+    #[arg(long, env = "DB_USER")]
+    pub db_user: Option<String>,
+    #[arg(long, env = "DB_PASS", hide_env_values = true)]
+    pub db_pass: Option<String>,
+    #[arg(long, env = "DB_NAME")]
+    pub db_name: Option<String>,
+    /// PEM CA certificate(s) that sign the PostgreSQL server's certificate (TLS).
+    #[arg(long, env = "DB_CA_CERT")]
+    pub db_ca_cert: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    #[arg(long, env = "DB_POOL_SIZE")]
+    pub db_pool_size: Option<String>,
+}
+
+/// Where PostgreSQL is, as given (parsed by the Postgres back end).
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbLocation {
+    /// `DATABASE_URL`.
+    Url(String),
+    /// The old backend's `DB_HOST`, `DB_PORT`, `DB_USER`, `DB_PASS`, `DB_NAME`.
+    Parts {
+        host: String,
+        port: u16,
+        user: String,
+        password: Option<String>,
+        dbname: String,
+    },
+}
+
+impl std::fmt::Debug for DbLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never print the password
+        match self {
+            DbLocation::Url(_) => f.write_str("DbLocation::Url(..)"),
+            DbLocation::Parts {
+                host,
+                port,
+                user,
+                dbname,
+                ..
+            } => {
+                write!(f, "DbLocation::Parts({user}@{host}:{port}/{dbname})")
+            }
+        }
+    }
+}
+
+/// PostgreSQL settings: Postgres mode when present.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub location: DbLocation,
+    pub ca_cert: Option<PathBuf>,
+    pub pool_size: usize,
 }
 
 /// Validated settings.
@@ -93,6 +154,8 @@ pub struct Config {
     pub onvif_timeout_secs: u64,
     pub default_network_range: String,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `Some`: Postgres mode; `None`: the embedded redb store.
+    pub database: Option<DbConfig>,
 }
 
 /// A setting that cannot be used, named by its variable.
@@ -164,6 +227,50 @@ pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
     let ip: std::net::Ipv4Addr = ip.parse().ok()?;
     let len: u8 = len.parse().ok()?;
     (len <= 32).then_some((ip, len))
+}
+
+fn database(a: &ServeArgs) -> Result<Option<DbConfig>, ConfigError> {
+    let location = if let Some(url) = nonempty(&a.database_url) {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(err(
+                "DATABASE_URL",
+                "must start with postgres:// (unset it to use the embedded store)",
+            ));
+        }
+        DbLocation::Url(url.to_string())
+    } else if let Some(host) = nonempty(&a.db_host) {
+        DbLocation::Parts {
+            host: host.to_string(),
+            port: int("DB_PORT", &a.db_port, 5432, 1, 65535)?,
+            user: nonempty(&a.db_user).unwrap_or("vigia").to_string(),
+            password: a.db_pass.clone().filter(|p| !p.is_empty()),
+            dbname: nonempty(&a.db_name).unwrap_or("vigia").to_string(),
+        }
+    } else {
+        return Ok(None);
+    };
+    let var = match location {
+        DbLocation::Url(_) => "DATABASE_URL",
+        DbLocation::Parts { .. } => "DB_HOST",
+    };
+    #[cfg(feature = "postgres")]
+    crate::store::postgres::pg_config(&location).map_err(|e| err(var, e))?;
+    if !cfg!(feature = "postgres") {
+        return Err(err(
+            var,
+            "this vigia was built without PostgreSQL support (cargo feature `postgres`); rebuild with --features postgres, or unset DATABASE_URL and DB_HOST to use the embedded store",
+        ));
+    }
+    let ca_cert = nonempty(&a.db_ca_cert).map(PathBuf::from);
+    if let Some(p) = &ca_cert {
+        std::fs::File::open(p)
+            .map_err(|e| err("DB_CA_CERT", format!("cannot read {}: {e}", p.display())))?;
+    }
+    Ok(Some(DbConfig {
+        location,
+        ca_cert,
+        pool_size: int("DB_POOL_SIZE", &a.db_pool_size, 16, 1, 512)?,
+    }))
 }
 
 impl Config {
@@ -258,7 +365,15 @@ impl Config {
             (Some(_), None) => return Err(err("TLS_KEY", "TLS_CERT is set but TLS_KEY is not")),
             (None, Some(_)) => return Err(err("TLS_CERT", "TLS_KEY is set but TLS_CERT is not")),
         };
+        let database = database(a)?;
+        if database.is_some() && secret_key.is_none() {
+            return Err(err(
+                "SECRET_KEY",
+                "is required in Postgres mode: every box sharing the database must use the same key (copy DATA_DIR/secret_key of the first box)",
+            ));
+        }
         Ok(Config {
+            database,
             listen_addr,
             data_dir,
             secret_key,
@@ -422,5 +537,49 @@ mod tests {
         );
         assert_eq!(c.scan_ports, vec![554, 8554]);
         assert_eq!(c.jwt_algorithm, Algorithm::HS512);
+    }
+
+    #[test]
+    fn postgres_settings() {
+        let key = Some("k".repeat(32));
+        let e = Config::from_args(&ServeArgs {
+            database_url: Some("postgres://u:p@h/db".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        if cfg!(feature = "postgres") {
+            assert_eq!(e.var, "SECRET_KEY", "{e}");
+            let c = Config::from_args(&ServeArgs {
+                db_host: Some("db.lan".into()),
+                db_pass: Some("pw".into()),
+                secret_key: key.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+            let db = c.database.unwrap();
+            assert_eq!(db.pool_size, 16);
+            assert_eq!(
+                format!("{:?}", db.location),
+                "DbLocation::Parts(vigia@db.lan:5432/vigia)"
+            );
+            let e = Config::from_args(&ServeArgs {
+                database_url: Some("postgres://h/db?sslmode=bogus".into()),
+                secret_key: key,
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!(e.var, "DATABASE_URL");
+        } else {
+            // a lean build told to use Postgres says so instead of silently using redb
+            assert_eq!(e.var, "DATABASE_URL");
+            assert!(e.message.contains("without PostgreSQL support"), "{e}");
+        }
+        let e = Config::from_args(&ServeArgs {
+            database_url: Some("mysql://h/db".into()),
+            secret_key: Some("k".repeat(32)),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
     }
 }

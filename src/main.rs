@@ -60,7 +60,13 @@ fn main() {
             if let Err(e) = rt.block_on(vigia::app::run(config)) {
                 tracing::error!("{}", e.message);
                 eprintln!("vigia: {}", e.message);
-                std::process::exit(1);
+                // a key that does not match the shared database is a configuration error
+                let code = if e.kind == vigia::error::Kind::Conflict {
+                    EXIT_CONFIG
+                } else {
+                    1
+                };
+                std::process::exit(code);
             }
         }
     }

@@ -1,5 +1,8 @@
-//! The store conformance suite on the embedded redb back end, plus what only redb has:
-//! reopening the same file, and refusing a file from a newer schema.
+//! The store conformance suite on every back end (redb always; PostgreSQL with the `postgres`
+//! feature, on a throwaway cluster), plus what is particular to each: reopening the same redb
+//! file, refusing a second process or a newer schema, and moving data between back ends.
+
+mod support;
 
 use std::sync::Arc;
 
@@ -70,4 +73,105 @@ fn a_second_process_on_the_same_file_is_refused_clearly() {
     let _first = RedbStore::open(&path).unwrap();
     let e = RedbStore::open(&path).err().expect("second open must fail");
     assert!(e.message.contains("already open"), "{e}");
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use support::pg::cluster;
+    use vigia::config::{DbConfig, DbLocation};
+    use vigia::store::conformance::populate;
+    use vigia::store::postgres::PgStore;
+
+    fn db(url: &str) -> DbConfig {
+        DbConfig {
+            location: DbLocation::Url(url.into()),
+            ca_cert: None,
+            pool_size: 8,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_passes_the_conformance_suite() {
+        for (name, check) in CHECKS {
+            let url = cluster().new_database();
+            let store: DynStore = Arc::new(PgStore::connect(&db(&url)).await.unwrap());
+            eprintln!("postgres: {name}");
+            check(store).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrations_run_once_even_when_boxes_start_together() {
+        let url = cluster().new_database();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                PgStore::connect(&db(&url)).await.map(|_| ())
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().expect("every box starts");
+        }
+        let name = url.rsplit('/').next().unwrap();
+        assert_eq!(
+            cluster().psql(
+                name,
+                "SELECT string_agg(version::text, ',') FROM vigia_schema"
+            ),
+            "1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_with_a_clear_error() {
+        let url = cluster().new_database();
+        PgStore::connect(&db(&url)).await.unwrap();
+        let name = url.rsplit('/').next().unwrap();
+        cluster().psql(name, "INSERT INTO vigia_schema (version) VALUES (99)");
+        let e = PgStore::connect(&db(&url)).await.err().expect("refused");
+        assert!(
+            e.message.contains("version 99") && e.message.contains("newer"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_clear_error_without_the_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("postgres://vigia:hunter2secret@127.0.0.1:{port}/vigia");
+        let e = PgStore::connect(&db(&url)).await.err().expect("refused");
+        assert!(e.message.contains(&format!("127.0.0.1:{port}")), "{e}");
+        assert!(!e.message.contains("hunter2secret"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn data_moves_between_back_ends_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let redb: DynStore = Arc::new(RedbStore::open(&dir.path().join("t.redb")).unwrap());
+        let dump = populate(&redb).await;
+        let pg: DynStore = Arc::new(
+            PgStore::connect(&db(&cluster().new_database()))
+                .await
+                .unwrap(),
+        );
+        let rep = pg.import(&dump).await.unwrap();
+        assert_eq!(rep.users, (3, 0));
+        assert_eq!(
+            pg.export().await.unwrap(),
+            dump,
+            "redb → postgres keeps every row as it was"
+        );
+        assert_eq!(pg.import(&dump).await.unwrap().users, (0, 3), "idempotent");
+        // and back into a fresh redb
+        let dir2 = tempfile::tempdir().unwrap();
+        let redb2: DynStore = Arc::new(RedbStore::open(&dir2.path().join("t.redb")).unwrap());
+        redb2.import(&pg.export().await.unwrap()).await.unwrap();
+        assert_eq!(redb2.export().await.unwrap(), dump);
+    }
 }

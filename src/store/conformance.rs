@@ -6,7 +6,10 @@
 use chrono::{Duration, Utc};
 use futures_util::future::BoxFuture;
 
-use super::{Brand, Camera, CameraPatch, CreateMode, DynStore, NewUser, Role, Session, Transport};
+use super::{
+    Brand, Camera, CameraPatch, CreateMode, Dump, DynStore, ImportReport, NewUser, Role, Session,
+    Transport,
+};
 use crate::error::Kind;
 
 /// Name and body of each check; each gets its own empty store.
@@ -35,7 +38,48 @@ pub const CHECKS: &[Check] = &[
     ("concurrent_writers_keep_uniqueness", |s| {
         Box::pin(concurrent_writers_keep_uniqueness(s))
     }),
+    ("key_fingerprint_is_kept", |s| {
+        Box::pin(key_fingerprint_is_kept(s))
+    }),
+    ("import_is_idempotent_and_all_or_nothing", |s| {
+        Box::pin(import_is_idempotent_and_all_or_nothing(s))
+    }),
 ];
+
+/// Fills a store with a little of everything (used by the migration tests too).
+pub async fn populate(s: &DynStore) -> Dump {
+    let a = s
+        .create_user(new_user("admin", Role::Admin), CreateMode::FirstUser)
+        .await
+        .unwrap();
+    let u = s
+        .create_user(new_user("user1", Role::User), CreateMode::Normal)
+        .await
+        .unwrap();
+    s.create_user(new_user("viewer1", Role::Viewer), CreateMode::Normal)
+        .await
+        .unwrap();
+    for (ip, ch) in [("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.2", 2)] {
+        s.create_camera(camera(ip, ch)).await.unwrap();
+    }
+    s.update_camera(
+        "10.0.0.1",
+        CameraPatch {
+            last_seen: Some(Utc::now()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.assign(u.id, &["10.0.0.1".into(), "10.0.0.2-ch2".into()])
+        .await
+        .unwrap();
+    s.assign(a.id, &["10.0.0.2".into()]).await.unwrap();
+    s.revoke_token("revoked-jti", Utc::now() + Duration::hours(2))
+        .await
+        .unwrap();
+    s.export().await.unwrap()
+}
 
 fn new_user(name: &str, role: Role) -> NewUser {
     NewUser {
@@ -436,4 +480,90 @@ async fn concurrent_writers_keep_uniqueness(s: DynStore) {
     }
     assert_eq!((users, cams), (1, 1), "one winner per unique key");
     assert_eq!(s.count_users().await.unwrap(), 2);
+}
+
+async fn key_fingerprint_is_kept(s: DynStore) {
+    assert_eq!(
+        s.key_fingerprint("aaaa", false).await.unwrap(),
+        None,
+        "first key is recorded"
+    );
+    assert_eq!(s.key_fingerprint("aaaa", false).await.unwrap(), None);
+    assert_eq!(
+        s.key_fingerprint("bbbb", false).await.unwrap(),
+        Some("aaaa".into())
+    );
+    assert_eq!(
+        s.key_fingerprint("aaaa", false).await.unwrap(),
+        None,
+        "not replaced"
+    );
+    assert_eq!(
+        s.key_fingerprint("bbbb", true).await.unwrap(),
+        Some("aaaa".into())
+    );
+    assert_eq!(
+        s.key_fingerprint("bbbb", false).await.unwrap(),
+        None,
+        "replaced"
+    );
+}
+
+async fn import_is_idempotent_and_all_or_nothing(s: DynStore) {
+    let dump = populate(&s).await;
+    assert_eq!(dump.users.len(), 3);
+    assert_eq!(dump.cameras.len(), 3);
+    assert_eq!(dump.assignments.len(), 3);
+    assert_eq!(dump.revocations.len(), 1);
+    assert!(
+        dump.users.iter().all(|(_, h)| h.starts_with("$argon2id$")),
+        "hashes travel"
+    );
+    let rep = s.import(&dump).await.unwrap();
+    assert_eq!(
+        rep,
+        ImportReport {
+            users: (0, 3),
+            cameras: (0, 3),
+            assignments: (0, 3),
+            revocations: (0, 1)
+        },
+        "importing what is there changes nothing"
+    );
+    assert_eq!(s.export().await.unwrap(), dump);
+
+    // a dump whose username exists under another id: refused, and nothing of it lands
+    let mut bad = Dump::default();
+    let mut clash = dump.users[1].clone();
+    clash.0.id = 4242;
+    bad.users.push(clash);
+    let mut extra = camera("10.0.0.9", 1);
+    extra.created_at = dump.cameras[0].created_at;
+    bad.cameras.push(extra);
+    let e = s.import(&bad).await.unwrap_err();
+    assert_eq!(e.kind, Kind::Conflict, "{e}");
+    assert!(
+        s.camera("10.0.0.9").await.unwrap().is_none(),
+        "all or nothing"
+    );
+
+    // new rows with explicit ids land, and later ids continue after them
+    let mut more = Dump::default();
+    let mut u = dump.users[2].clone();
+    u.0.id = 50;
+    u.0.username = "imported".into();
+    more.users.push(u);
+    more.assignments.push((50, "10.0.0.1".into()));
+    let rep = s.import(&more).await.unwrap();
+    assert_eq!((rep.users, rep.assignments), ((1, 0), (1, 0)));
+    assert!(s.is_assigned(50, "10.0.0.1").await.unwrap());
+    let next = s
+        .create_user(new_user("after", Role::User), CreateMode::Normal)
+        .await
+        .unwrap();
+    assert!(
+        next.id > 50,
+        "ids continue after imported ones: {}",
+        next.id
+    );
 }

@@ -8,6 +8,8 @@
 //! transaction as the change, and every time in UTC.
 
 pub mod conformance;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod redb;
 
 use std::sync::Arc;
@@ -155,6 +157,47 @@ pub enum Session {
     NoUser,
 }
 
+/// Everything a store holds, for moving an installation between back ends
+/// (`vigia store migrate`). Password hashes and sealed URLs travel as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dump {
+    pub users: Vec<(User, String)>,
+    pub cameras: Vec<Camera>,
+    pub assignments: Vec<(i64, String)>,
+    pub revocations: Vec<(String, DateTime<Utc>)>,
+}
+
+/// What an import did: rows added, and rows that were there already.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub users: (u64, u64),
+    pub cameras: (u64, u64),
+    pub assignments: (u64, u64),
+    pub revocations: (u64, u64),
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let row = |f: &mut std::fmt::Formatter<'_>, name: &str, (added, kept): (u64, u64)| {
+            writeln!(f, "  {name:<12} {added:>6} copied, {kept:>6} already there")
+        };
+        row(f, "users", self.users)?;
+        row(f, "cameras", self.cameras)?;
+        row(f, "assignments", self.assignments)?;
+        row(f, "revocations", self.revocations)
+    }
+}
+
+/// A short, non-reversible fingerprint of `SECRET_KEY`, so a store can tell whether it is
+/// opened with the key its sealed credentials and tokens were made with.
+pub fn key_fingerprint(secret: &[u8]) -> String {
+    let mut out = [0u8; 16];
+    hkdf::Hkdf::<sha2::Sha256>::new(None, secret)
+        .expand(b"vigia secret key fingerprint v1", &mut out)
+        .expect("16 bytes is a valid HKDF-SHA256 output length");
+    hex::encode(out)
+}
+
 /// Storage for users, cameras, assignments and revoked tokens.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -199,6 +242,33 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, user_id: i64, jti: &str) -> Result<Session>;
     /// Forgets revocations that expired before `now`; returns how many.
     async fn prune_revocations(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Records the fingerprint of the secret key in use. Returns the stored one when it
+    /// differs (and, with `replace`, stores the new one instead); `None` when it matched or
+    /// none was stored.
+    async fn key_fingerprint(&self, fingerprint: &str, replace: bool) -> Result<Option<String>>;
+
+    /// Every row, for migration.
+    async fn export(&self) -> Result<Dump>;
+    /// Adds the rows of `dump` that are missing, in one transaction; idempotent. `Conflict`
+    /// (nothing imported) when a username or camera address is taken by another id.
+    async fn import(&self, dump: &Dump) -> Result<ImportReport>;
+}
+
+/// Opens the store the configuration names: PostgreSQL when `database` is set, else redb in
+/// `DATA_DIR`.
+pub async fn open(config: &crate::config::Config) -> Result<DynStore> {
+    match &config.database {
+        #[cfg(feature = "postgres")]
+        Some(db) => Ok(Arc::new(postgres::PgStore::connect(db).await?)),
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => Err(crate::error::Error::internal(
+            "this vigia was built without PostgreSQL support",
+        )),
+        None => Ok(Arc::new(redb::RedbStore::open(
+            &config.data_dir.join("vigia.redb"),
+        )?)),
+    }
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use redb::{
-    Database, MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableDefinition, WriteTransaction,
+    Database, MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableMultimapTable,
+    ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Brand, Camera, CameraPatch, CreateMode, NewUser, Role, Session, Store, Transport, User,
+    Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewUser, Role, Session, Store,
+    Transport, User,
 };
 use crate::error::{Error, Kind, Result};
 
@@ -36,6 +37,7 @@ const USER_CAMERAS: MultimapTableDefinition<u64, &str> =
 const CAMERA_USERS: MultimapTableDefinition<&str, u64> =
     MultimapTableDefinition::new("camera_users");
 const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
+const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
 
 macro_rules! storage_errors {
     ($($t:ty),*) => {$(
@@ -209,6 +211,7 @@ impl RedbStore {
             txn.open_multimap_table(USER_CAMERAS)?;
             txn.open_multimap_table(CAMERA_USERS)?;
             txn.open_table(REVOKED)?;
+            txn.open_table(SETTINGS)?;
         }
         txn.commit()?;
         Ok(RedbStore { db: Arc::new(db) })
@@ -615,6 +618,144 @@ impl Store for RedbStore {
             let mut t = txn.open_table(REVOKED)?;
             let removed = t.extract_if(|_, exp| exp < cutoff)?.count();
             Ok(removed as u64)
+        })
+        .await
+    }
+
+    async fn key_fingerprint(&self, fingerprint: &str, replace: bool) -> Result<Option<String>> {
+        let fp = fingerprint.to_string();
+        self.write(move |txn| {
+            let mut t = txn.open_table(SETTINGS)?;
+            let old = t.get("key_fingerprint")?.map(|v| v.value().to_string());
+            match old {
+                Some(o) if o == fp => Ok(None),
+                Some(o) => {
+                    if replace {
+                        t.insert("key_fingerprint", fp.as_str())?;
+                    }
+                    Ok(Some(o))
+                }
+                None => {
+                    t.insert("key_fingerprint", fp.as_str())?;
+                    Ok(None)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn export(&self) -> Result<Dump> {
+        self.read(|t| {
+            let mut dump = Dump::default();
+            for entry in t.open_table(USERS)?.iter()? {
+                let (k, v) = entry?;
+                dump.users.push(user_from_row(k.value(), v.value())?);
+            }
+            for entry in t.open_table(CAMERAS)?.iter()? {
+                let (k, v) = entry?;
+                dump.cameras.push(camera_from_row(k.value(), v.value())?);
+            }
+            for entry in t.open_multimap_table(USER_CAMERAS)?.iter()? {
+                let (k, values) = entry?;
+                for v in values {
+                    dump.assignments
+                        .push((k.value() as i64, v?.value().to_string()));
+                }
+            }
+            for entry in t.open_table(REVOKED)?.iter()? {
+                let (k, v) = entry?;
+                let exp = Utc.timestamp_opt(v.value(), 0).single().unwrap_or_default();
+                dump.revocations.push((k.value().to_string(), exp));
+            }
+            Ok(dump)
+        })
+    }
+
+    async fn import(&self, dump: &Dump) -> Result<ImportReport> {
+        let dump = dump.clone();
+        self.write(move |txn| {
+            let mut rep = ImportReport::default();
+            let mut meta = txn.open_table(META)?;
+            let mut users = txn.open_table(USERS)?;
+            let mut names = txn.open_table(USERNAMES)?;
+            let mut next = meta.get("next_user_id")?.map(|v| v.value()).unwrap_or(1);
+            for (u, hash) in &dump.users {
+                let id = user_id(u.id)?;
+                let by_name = names.get(u.username.as_str())?.map(|v| v.value());
+                match by_name {
+                    Some(existing) if existing == id => rep.users.1 += 1,
+                    Some(existing) => {
+                        return Err(Error::conflict(format!(
+                            "username '{}' is user {existing} here but user {id} in the source; nothing imported",
+                            u.username
+                        )))
+                    }
+                    None if users.get(id)?.is_some() => {
+                        return Err(Error::conflict(format!(
+                            "user id {id} is taken by another username here; nothing imported"
+                        )))
+                    }
+                    None => {
+                        let row = encode(&UserRow::V1 {
+                            username: u.username.clone(),
+                            role: u.role,
+                            password_hash: hash.clone(),
+                            created_at_us: to_us(u.created_at),
+                        })?;
+                        users.insert(id, row.as_slice())?;
+                        names.insert(u.username.as_str(), id)?;
+                        rep.users.0 += 1;
+                    }
+                }
+                next = next.max(id + 1);
+            }
+            meta.insert("next_user_id", next)?;
+            let mut cams = txn.open_table(CAMERAS)?;
+            let mut addrs = txn.open_table(CAMERA_ADDRS)?;
+            for c in &dump.cameras {
+                if cams.get(c.id.as_str())?.is_some() {
+                    rep.cameras.1 += 1;
+                    continue;
+                }
+                if let Some(other) = addrs.get((c.ip.as_str(), c.channel))? {
+                    return Err(Error::conflict(format!(
+                        "channel {} of {} is camera {} here but {} in the source; nothing imported",
+                        c.channel,
+                        c.ip,
+                        other.value(),
+                        c.id
+                    )));
+                }
+                cams.insert(c.id.as_str(), camera_row(c)?.as_slice())?;
+                addrs.insert((c.ip.as_str(), c.channel), c.id.as_str())?;
+                rep.cameras.0 += 1;
+            }
+            let mut by_user = txn.open_multimap_table(USER_CAMERAS)?;
+            let mut by_camera = txn.open_multimap_table(CAMERA_USERS)?;
+            for (uid, cam) in &dump.assignments {
+                let uid = user_id(*uid)?;
+                if users.get(uid)?.is_none() || cams.get(cam.as_str())?.is_none() {
+                    return Err(Error::conflict(format!(
+                        "assignment of camera {cam} to user {uid} names a missing row; nothing imported"
+                    )));
+                }
+                if by_user.insert(uid, cam.as_str())? {
+                    rep.assignments.1 += 1;
+                } else {
+                    rep.assignments.0 += 1;
+                }
+                by_camera.insert(cam.as_str(), uid)?;
+            }
+            let mut revoked = txn.open_table(REVOKED)?;
+            for (jti, exp) in &dump.revocations {
+                if revoked.get(jti.as_str())?.is_some() {
+                    rep.revocations.1 += 1;
+                } else {
+                    revoked.insert(jti.as_str(), exp.timestamp())?;
+                    rep.revocations.0 += 1;
+                }
+            }
+            Ok(rep)
         })
         .await
     }
