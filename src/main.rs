@@ -10,10 +10,108 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the NVR service.
     Serve(ServeArgs),
+    /// Store maintenance.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy this appliance's embedded data (DATA_DIR) into PostgreSQL, idempotently.
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// Target database: postgres://user:pass@host:port/db (or DATABASE_URL).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    to: String,
+    /// The appliance's data directory (holds vigia.redb and secret_key).
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    data_dir: std::path::PathBuf,
+    /// The appliance's key, when it is not in DATA_DIR/secret_key.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// PEM CA certificate(s) of the PostgreSQL server (TLS).
+    #[arg(long, env = "DB_CA_CERT")]
+    db_ca_cert: Option<String>,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("vigia: cannot start the runtime: {e}");
+            std::process::exit(1);
+        })
+}
+
+#[cfg(feature = "postgres")]
+fn migrate(a: MigrateArgs) -> i32 {
+    let serve = ServeArgs {
+        database_url: Some(a.to.clone()),
+        db_ca_cert: a.db_ca_cert.clone(),
+        secret_key: Some("x".repeat(32)),
+        ..Default::default()
+    };
+    let db = match Config::from_args(&serve) {
+        Ok(c) => c.database.expect("DATABASE_URL given"),
+        Err(e) => {
+            eprintln!("vigia: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let key_file = a.data_dir.join("secret_key");
+    let secret = match a.secret_key.filter(|k| !k.is_empty()) {
+        Some(k) => k.into_bytes(),
+        None => match std::fs::read_to_string(&key_file) {
+            Ok(k) => k.trim().as_bytes().to_vec(),
+            Err(e) => {
+                eprintln!(
+                    "vigia: cannot read {}: {e} (set SECRET_KEY)",
+                    key_file.display()
+                );
+                return EXIT_CONFIG;
+            }
+        },
+    };
+    match runtime().block_on(vigia::store::migrate_redb_to_postgres(
+        &a.data_dir,
+        &secret,
+        &db,
+    )) {
+        Ok(report) => {
+            println!("copied {} into PostgreSQL:\n{report}", a.data_dir.display());
+            println!(
+                "Start every box with DATABASE_URL set and SECRET_KEY set to this appliance's key{}.",
+                if key_file.exists() { format!(" (the contents of {})", key_file.display()) } else { String::new() }
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("vigia: migration failed, nothing was copied: {}", e.message);
+            if e.kind == vigia::error::Kind::Conflict {
+                EXIT_CONFIG
+            } else {
+                1
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn migrate(_: MigrateArgs) -> i32 {
+    eprintln!("vigia: this vigia was built without PostgreSQL support (cargo feature `postgres`)");
+    EXIT_CONFIG
 }
 
 fn init_logging() {
@@ -47,19 +145,8 @@ fn main() {
                 }
             };
             init_logging();
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("vigia: cannot start the runtime: {e}");
-                    std::process::exit(1);
-                }
-            };
-            if let Err(e) = rt.block_on(vigia::app::run(config)) {
+            if let Err(e) = runtime().block_on(vigia::app::run(config)) {
                 tracing::error!("{}", e.message);
-                eprintln!("vigia: {}", e.message);
                 // a key that does not match the shared database is a configuration error
                 let code = if e.kind == vigia::error::Kind::Conflict {
                     EXIT_CONFIG
@@ -68,6 +155,12 @@ fn main() {
                 };
                 std::process::exit(code);
             }
+        }
+        Command::Store {
+            command: StoreCommand::Migrate(args),
+        } => {
+            init_logging();
+            std::process::exit(migrate(args));
         }
     }
 }

@@ -170,7 +170,16 @@ fn required(pattern: &str, method: &str) -> &'static [&'static str] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_rejects_bad_requests_with_the_json_error_shape() {
-    let s = Server::start();
+    contract(Server::start()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_rejects_bad_requests_in_postgres_mode() {
+    contract(Server::start_pg(&[])).await;
+}
+
+async fn contract(s: Server) {
     let admin = s.bootstrap_admin().await;
     let cam = "127.0.0.10";
     s.add_camera(&admin, json!({"ip": cam})).await;
@@ -367,4 +376,32 @@ async fn unknown_routes_and_methods() {
     );
     let (st, v) = s.call("DELETE", "/api/auth/login", None, Value::Null).await;
     assert_error(st, &v, 405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn a_huge_body_is_refused_before_it_is_sent_and_the_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(
+        b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sock.read_to_end(&mut buf),
+    )
+    .await
+    .expect("the server answers and closes without waiting for 50 MB")
+    .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    assert!(text.contains("\"code\":\"payload_too_large\""), "{text}");
 }

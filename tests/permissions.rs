@@ -185,7 +185,16 @@ async fn probe(s: &Server, row: &str, token: &str, cam: &str, helper_id: i64) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_roles_times_every_camera_endpoint_times_assignment() {
-    let s = Server::start();
+    matrix(Server::start()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_permission_matrix_holds_in_postgres_mode() {
+    matrix(Server::start_pg(&[])).await;
+}
+
+async fn matrix(s: Server) {
     let admin = s.bootstrap_admin().await;
     let (user_id, user) = s.add_user(&admin, "user1", "user").await;
     let (viewer_id, viewer) = s.add_user(&admin, "viewer1", "viewer").await;

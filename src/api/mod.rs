@@ -1,7 +1,7 @@
 //! The HTTP surface: **the** route table and the middleware chain every request goes through.
 //!
-//! Order per request: request id → CORS preflight → route match (404 / 405) → authentication
-//! (401) → body limit (413) → handler (panics become 500) → CORS and request-id headers → one
+//! Order per request: request id → body, at most 64 KiB (413) → CORS preflight → route match
+//! (404 / 405) → authentication (401) → handler (panics become 500) → CORS and request-id headers → one
 //! log line with method, path (never the query: it may carry tokens), status, latency and id.
 //! Handlers live one file per resource and never read roles themselves: they call
 //! [`crate::auth::authorize`].
@@ -20,7 +20,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, ORIGIN};
 use hyper::{Method, Request, Response, StatusCode};
@@ -244,27 +244,48 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<(User, Cl
     }
 }
 
-async fn read_body(body: Incoming, headers: &HeaderMap) -> Result<Bytes> {
+/// Bodies up to this size are read to the end even when over the limit (and dropped), so the
+/// client gets its 413 and can reuse the connection; larger ones are cut off.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+
+/// Reads the body, keeping at most [`MAX_BODY_BYTES`]. `Err((413, close))` when over the limit.
+async fn read_body(mut body: Incoming, headers: &HeaderMap) -> Result<Bytes, (Error, bool)> {
     let too_large = || {
         Error::new(
             Kind::PayloadTooLarge,
             format!("request body is larger than {MAX_BODY_BYTES} bytes"),
         )
     };
-    if let Some(len) = headers
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > MAX_BODY_BYTES as u64 {
-            return Err(too_large());
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > DRAIN_LIMIT) {
+        return Err((too_large(), true));
+    }
+    let mut kept = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            (
+                Error::bad_request(format!("cannot read request body: {e}")),
+                true,
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len() as u64;
+            if seen > DRAIN_LIMIT {
+                return Err((too_large(), true));
+            }
+            if seen <= MAX_BODY_BYTES as u64 {
+                kept.extend_from_slice(&data);
+            }
         }
     }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(Error::bad_request(format!("cannot read request body: {e}"))),
+    if seen > MAX_BODY_BYTES as u64 {
+        return Err((too_large(), false));
     }
+    Ok(Bytes::from(kept))
 }
 
 fn origin_allowed(app: &App, origin: &str) -> bool {
@@ -319,10 +340,20 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
 
-    let mut resp = if method == Method::OPTIONS {
-        options(&app, &path, &parts.headers)
-    } else {
-        match find(&method, &path) {
+    // The body is read (at most MAX_BODY_BYTES) before anything else, so that a refused
+    // request leaves the connection clean for the next one; a body over the limit is not
+    // read further and the connection is closed after the 413.
+    let body = read_body(body, &parts.headers).await;
+    let mut resp = match body {
+        Err((e, close)) => {
+            let mut r = response::error(&e);
+            if close {
+                set(r.headers_mut(), "connection", "close");
+            }
+            r
+        }
+        Ok(_) if method == Method::OPTIONS => options(&app, &path, &parts.headers),
+        Ok(body) => match find(&method, &path) {
             Found::Nothing => response::error(&Error::not_found(format!("no route for {path}"))),
             Found::WrongMethod(allowed) => response::method_not_allowed(&path, &allowed),
             Found::Route(route, params) => {
@@ -337,7 +368,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
                 );
                 guarded(&rid, &method, &path, out).await
             }
-        }
+        },
     };
 
     let h = resp.headers_mut();
@@ -390,7 +421,7 @@ async fn dispatch(
     params: Vec<String>,
     query: Option<&str>,
     headers: HeaderMap,
-    body: Incoming,
+    body: Bytes,
     peer: SocketAddr,
 ) -> Result<Response<Body>> {
     let (user, claims) = match route.access {
@@ -405,7 +436,6 @@ async fn dispatch(
             None => (None, None),
         },
     };
-    let body = read_body(body, &headers).await?;
     let ctx = Ctx {
         app,
         params,

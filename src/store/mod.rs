@@ -272,3 +272,36 @@ pub async fn open(config: &crate::config::Config) -> Result<DynStore> {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// `vigia store migrate`: copies an appliance's redb data into PostgreSQL, idempotently.
+/// The Postgres database must be new or already use the same `SECRET_KEY` (the sealed camera
+/// credentials and the tokens depend on it), so the key's fingerprint is checked first.
+#[cfg(feature = "postgres")]
+pub async fn migrate_redb_to_postgres(
+    data_dir: &std::path::Path,
+    secret: &[u8],
+    target: &crate::config::DbConfig,
+) -> Result<ImportReport> {
+    let path = data_dir.join("vigia.redb");
+    if !path.exists() {
+        return Err(crate::error::Error::not_found(format!(
+            "no embedded store at {} (is DATA_DIR right?)",
+            path.display()
+        )));
+    }
+    let source = redb::RedbStore::open(&path)?;
+    let fp = key_fingerprint(secret);
+    if source.key_fingerprint(&fp, false).await?.is_some() {
+        return Err(crate::error::Error::conflict(
+            "SECRET_KEY is not the key this appliance's data was made with",
+        ));
+    }
+    let dump = source.export().await?;
+    let target = postgres::PgStore::connect(target).await?;
+    if target.key_fingerprint(&fp, false).await?.is_some() {
+        return Err(crate::error::Error::conflict(
+            "the Postgres database is used with another SECRET_KEY; migrate only into a new database or one whose boxes share this appliance's key",
+        ));
+    }
+    target.import(&dump).await
+}

@@ -113,6 +113,25 @@ fn tls_connector(ca: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsC
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(cfg))
 }
 
+/// The error with its causes ("error performing TLS handshake: invalid peer certificate: …"),
+/// or the server's own message for database errors.
+fn detail(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
+    }
+    let mut out = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
+}
+
 fn pg_error(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
@@ -133,9 +152,9 @@ fn pg_error(e: tokio_postgres::Error) -> Error {
         return Error::internal(format!("database error: {}", db.message()));
     }
     if e.is_closed() {
-        return Error::unavailable(format!("the database connection was lost: {e}"));
+        return Error::unavailable(format!("the database connection was lost: {}", detail(&e)));
     }
-    Error::unavailable(format!("the database does not answer: {e}"))
+    Error::unavailable(format!("the database does not answer: {}", detail(&e)))
 }
 
 impl From<tokio_postgres::Error> for Error {
@@ -237,8 +256,12 @@ impl PgStore {
             .map_err(|e| Error::internal(format!("database pool: {e}")))?;
         let store = PgStore { pool, target };
         let mut client = store.pool.get().await.map_err(|e| {
+            let why = match &e {
+                deadpool_postgres::PoolError::Backend(e) => detail(e),
+                e => e.to_string(),
+            };
             Error::unavailable(format!(
-                "cannot connect to PostgreSQL at {}: {e}",
+                "cannot connect to PostgreSQL at {}: {why}",
                 store.target
             ))
         })?;

@@ -97,6 +97,15 @@ impl Server {
         Self::start_in(dir, Some(tmp), env)
     }
 
+    /// Starts in Postgres mode on a new database of this binary's throwaway cluster.
+    #[cfg(feature = "postgres")]
+    pub fn start_pg(env: &[(&str, &str)]) -> Server {
+        let url = pg::cluster().new_database();
+        let mut all = vec![("DATABASE_URL", url.as_str())];
+        all.extend_from_slice(env);
+        Self::start_with(&all)
+    }
+
     pub fn start_in(dir: PathBuf, tmp: Option<tempfile::TempDir>, env: &[(&str, &str)]) -> Server {
         let env: Vec<(String, String)> = env
             .iter()

@@ -71,6 +71,12 @@ impl PgCluster {
     }
 
     fn start() -> PgCluster {
+        Self::start_custom(None)
+    }
+
+    /// A cluster of its own; with `tls` (certificate PEM, key PEM) it accepts TLS
+    /// connections only (`hostssl` in pg_hba.conf).
+    pub fn start_custom(tls: Option<(&str, &str)>) -> PgCluster {
         let bin = pg_bin();
         let as_postgres = nix::unistd::geteuid().is_root();
         let dir = tempfile::Builder::new()
@@ -102,6 +108,26 @@ impl PgCluster {
             "UTF8",
         ]);
         c.run(init, "initdb");
+        let mut extra = String::new();
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(data.join("server.crt"), cert).unwrap();
+            std::fs::write(data.join("server.key"), key).unwrap();
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\n";
+            std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+            if as_postgres {
+                let pg = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+                for f in ["server.crt", "server.key", "pg_hba.conf"] {
+                    nix::unistd::chown(&data.join(f), Some(pg.uid), Some(pg.gid)).unwrap();
+                }
+            }
+            extra = " -c ssl=on".into();
+        }
         let mut start = c.cmd(&c.bin.join("pg_ctl"));
         start
             .arg("-D")
@@ -110,7 +136,7 @@ impl PgCluster {
             .arg(dir.join("log"))
             .arg("-o")
             .arg(format!(
-                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200{extra}",
                 c.port,
                 dir.display()
             ));
