@@ -227,6 +227,65 @@ fn camera_from(row: &Row) -> Result<Camera> {
     })
 }
 
+/// A pooled connection whose statements are prepared once per connection and then reused
+/// (one round trip per query instead of two).
+struct Conn(deadpool_postgres::Object);
+/// A transaction on a [`Conn`], with the same statement cache.
+struct Tx<'a>(deadpool_postgres::Transaction<'a>);
+
+type Params<'p> = &'p [&'p (dyn tokio_postgres::types::ToSql + Sync)];
+type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
+
+macro_rules! cached_statements {
+    ($t:ty) => {
+        impl $t {
+            async fn query(&self, sql: &str, p: Params<'_>) -> PgResult<Vec<Row>> {
+                let st = self.0.prepare_cached(sql).await?;
+                self.0.query(&st, p).await
+            }
+            async fn query_one(&self, sql: &str, p: Params<'_>) -> PgResult<Row> {
+                let st = self.0.prepare_cached(sql).await?;
+                self.0.query_one(&st, p).await
+            }
+            async fn query_opt(&self, sql: &str, p: Params<'_>) -> PgResult<Option<Row>> {
+                let st = self.0.prepare_cached(sql).await?;
+                self.0.query_opt(&st, p).await
+            }
+            async fn execute(&self, sql: &str, p: Params<'_>) -> PgResult<u64> {
+                let st = self.0.prepare_cached(sql).await?;
+                self.0.execute(&st, p).await
+            }
+        }
+    };
+}
+cached_statements!(Conn);
+cached_statements!(Tx<'_>);
+
+impl Conn {
+    async fn transaction(&mut self) -> PgResult<Tx<'_>> {
+        Ok(Tx(self.0.transaction().await?))
+    }
+    /// A read-only snapshot (export sees one consistent state).
+    async fn snapshot(&mut self) -> PgResult<Tx<'_>> {
+        Ok(Tx(self
+            .0
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?))
+    }
+}
+
+impl Tx<'_> {
+    async fn commit(self) -> PgResult<()> {
+        self.0.commit().await
+    }
+    async fn batch_execute(&self, sql: &str) -> PgResult<()> {
+        self.0.batch_execute(sql).await
+    }
+}
+
 /// The PostgreSQL-backed [`Store`].
 pub struct PgStore {
     pool: Pool,
@@ -255,7 +314,7 @@ impl PgStore {
             .build()
             .map_err(|e| Error::internal(format!("database pool: {e}")))?;
         let store = PgStore { pool, target };
-        let mut client = store.pool.get().await.map_err(|e| {
+        let client = store.pool.get().await.map_err(|e| {
             let why = match &e {
                 deadpool_postgres::PoolError::Backend(e) => detail(e),
                 e => e.to_string(),
@@ -265,18 +324,18 @@ impl PgStore {
                 store.target
             ))
         })?;
-        migrate(&mut client).await?;
+        migrate(&mut Conn(client)).await?;
         info!(database = %store.target, "PostgreSQL store ready");
         Ok(store)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
-        Ok(self.pool.get().await?)
+    async fn client(&self) -> Result<Conn> {
+        Ok(Conn(self.pool.get().await?))
     }
 }
 
 /// Applies the embedded migrations the database lacks, under an advisory lock.
-async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()> {
+async fn migrate(client: &mut Conn) -> Result<()> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -312,7 +371,7 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<()> {
 }
 
 /// Locks the admin rows and tells whether an admin other than `except` exists.
-async fn other_admin_exists(tx: &deadpool_postgres::Transaction<'_>, except: i64) -> Result<bool> {
+async fn other_admin_exists(tx: &Tx<'_>, except: i64) -> Result<bool> {
     let rows = tx
         .query("SELECT id FROM users WHERE role = 'admin' FOR UPDATE", &[])
         .await?;
@@ -724,12 +783,7 @@ impl Store for PgStore {
 
     async fn export(&self) -> Result<Dump> {
         let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = client.snapshot().await?;
         let mut dump = Dump::default();
         for r in tx
             .query(
