@@ -18,5 +18,13 @@ trap 'rm -f "$log"' EXIT
 cargo test --locked --lib -- --color never 2>&1 | tee "$log"
 # everything, with the Postgres back end (a throwaway cluster per test binary)
 cargo test --locked --all-targets --features postgres -- --color never 2>&1 | tee -a "$log"
+# the HTTP suites once more, every server in Postgres mode
+VIGIA_TEST_STORE=postgres cargo test --locked --features postgres \
+  --test auth --test cameras --test contract --test permissions --test system --test users \
+  -- --color never 2>&1 | tee -a "$log"
+# the HTTP suites once more, every server in Postgres mode
+VIGIA_TEST_STORE=postgres cargo test --locked --features postgres \
+  --test auth --test cameras --test contract --test permissions --test system --test users \
+  -- --color never 2>&1 | tee -a "$log"
 # one closing line over every test binary
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"

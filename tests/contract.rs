@@ -173,12 +173,6 @@ async fn every_route_rejects_bad_requests_with_the_json_error_shape() {
     contract(Server::start()).await;
 }
 
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_rejects_bad_requests_in_postgres_mode() {
-    contract(Server::start_pg(&[])).await;
-}
-
 async fn contract(s: Server) {
     let admin = s.bootstrap_admin().await;
     let cam = "127.0.0.10";

@@ -188,12 +188,6 @@ async fn three_roles_times_every_camera_endpoint_times_assignment() {
     matrix(Server::start()).await;
 }
 
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_permission_matrix_holds_in_postgres_mode() {
-    matrix(Server::start_pg(&[])).await;
-}
-
 async fn matrix(s: Server) {
     let admin = s.bootstrap_admin().await;
     let (user_id, user) = s.add_user(&admin, "user1", "user").await;

@@ -208,7 +208,7 @@ async fn tls_to_postgres_is_verified_against_the_given_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_appliance_moves_up_with_store_migrate() {
     // an appliance on redb with a generated key
-    let mut appliance = Server::start_with(&[("SECRET_KEY", "")]);
+    let mut appliance = Server::start_embedded_with(&[("SECRET_KEY", "")]);
     let admin = appliance.bootstrap_admin().await;
     let (uid, _) = appliance.add_user(&admin, "ana", "viewer").await;
     appliance

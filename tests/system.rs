@@ -221,7 +221,7 @@ async fn dotenv_is_read_and_flags_override_the_environment() {
 
 #[tokio::test]
 async fn a_missing_secret_is_generated_once_with_mode_0600_and_reused() {
-    let mut s = Server::start_with(&[("SECRET_KEY", "")]);
+    let mut s = Server::start_embedded_with(&[("SECRET_KEY", "")]);
     let path = s.data_dir.join("secret_key");
     let meta = std::fs::metadata(&path).expect("secret_key created");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);

@@ -90,20 +90,74 @@ impl Server {
         Self::start_with(&[])
     }
 
-    /// Starts with extra environment (an empty value removes the variable).
+    /// Starts with extra environment (an empty value removes the variable), on the store
+    /// `VIGIA_TEST_STORE` names: `redb` (default) or `postgres` (a new database of this
+    /// binary's throwaway cluster). `./scripts/test.sh` runs the HTTP suites both ways.
     pub fn start_with(env: &[(&str, &str)]) -> Server {
+        let names_db = env
+            .iter()
+            .any(|(k, _)| *k == "DATABASE_URL" || *k == "DB_HOST");
+        if !names_db && test_store() == "postgres" {
+            #[cfg(feature = "postgres")]
+            {
+                let url = pg::cluster().new_database();
+                let mut all = vec![("DATABASE_URL", url.as_str())];
+                all.extend_from_slice(env);
+                return Self::start_embedded_with(&all);
+            }
+            #[cfg(not(feature = "postgres"))]
+            panic!("VIGIA_TEST_STORE=postgres needs `cargo test --features postgres`");
+        }
+        Self::start_embedded_with(env)
+    }
+
+    /// Starts exactly as told, whatever `VIGIA_TEST_STORE` says (tests of redb itself).
+    pub fn start_embedded_with(env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         Self::start_in(dir, Some(tmp), env)
     }
 
-    /// Starts in Postgres mode on a new database of this binary's throwaway cluster.
-    #[cfg(feature = "postgres")]
-    pub fn start_pg(env: &[(&str, &str)]) -> Server {
-        let url = pg::cluster().new_database();
-        let mut all = vec![("DATABASE_URL", url.as_str())];
-        all.extend_from_slice(env);
-        Self::start_with(&all)
+    /// Which store this server uses.
+    pub fn database_url(&self) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "DATABASE_URL")
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `needle` appears anywhere in what the store keeps on disk: the redb file, or
+    /// every row of the database rendered as text.
+    pub fn store_contains(&self, needle: &str) -> bool {
+        match self.database_url() {
+            None => {
+                let raw = std::fs::read(self.data_dir.join("vigia.redb")).unwrap();
+                raw.windows(needle.len()).any(|w| w == needle.as_bytes())
+            }
+            #[cfg(feature = "postgres")]
+            Some(url) => {
+                let db = url.rsplit('/').next().unwrap();
+                let mut all = String::new();
+                for t in [
+                    "users",
+                    "cameras",
+                    "user_cameras",
+                    "revoked_tokens",
+                    "settings",
+                ] {
+                    all.push_str(&pg::cluster().psql(
+                        db,
+                        &format!(
+                            "SELECT coalesce(string_agg(row_to_json(t)::text, ''), '') FROM {t} t"
+                        ),
+                    ));
+                }
+                assert!(all.contains("rtsp"), "the dump holds the camera rows");
+                all.contains(needle)
+            }
+            #[cfg(not(feature = "postgres"))]
+            Some(_) => unreachable!("Postgres mode without the feature"),
+        }
     }
 
     pub fn start_in(dir: PathBuf, tmp: Option<tempfile::TempDir>, env: &[(&str, &str)]) -> Server {
@@ -266,6 +320,11 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The store the HTTP suites run on: `VIGIA_TEST_STORE` (`redb` or `postgres`).
+pub fn test_store() -> String {
+    std::env::var("VIGIA_TEST_STORE").unwrap_or_else(|_| "redb".into())
 }
 
 /// Asserts the error shape: the status and `{"error": sentence, "code": snake_case}`.
