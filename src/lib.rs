@@ -17,4 +17,5 @@ pub mod camera;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod media;
 pub mod store;

@@ -1,0 +1,730 @@
+//! LL-HLS from RAM (RFC 8216bis): per camera, a window of fMP4 segments made of parts.
+//!
+//! - Segments are cut only at video key frames, once they hold at least the target duration
+//!   (a camera with a long GOP gets longer segments); parts close at about
+//!   [`HlsConfig::part_hint`]. `PART-TARGET` is fixed once the first segment is complete
+//!   (§4.4.3.7, it must not change).
+//! - A segment is the concatenation of its parts' `moof`+`mdat` pairs, so both are served from
+//!   the same buffers.
+//! - A new init (reconnect, new parameters) or a timestamp jump starts a new segment marked
+//!   `EXT-X-DISCONTINUITY` (§4.4.2.3), with its own `EXT-X-MAP`.
+//! - The window keeps at least three target durations of segments (§6.2.2).
+//! - Playlist requests with `_HLS_msn`/`_HLS_part` block until that part exists (bounded),
+//!   §6.2.5.2; requests further ahead than the next segment get 400. The part named by
+//!   `EXT-X-PRELOAD-HINT` can be requested before it exists and is answered when it does.
+//! - With `LOW_LATENCY_HLS=false` the playlist is plain HLS (no parts, no blocking).
+//!
+//! Nothing here touches the disk.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use tokio::sync::watch;
+
+use super::fmp4::{self, Fragment, TrackKind};
+use super::frame::{Event, Frame, Tracks};
+use super::mux::{Muxed, Muxer};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy)]
+pub struct HlsConfig {
+    pub low_latency: bool,
+    /// Minimum segment duration, seconds.
+    pub segment_target: f64,
+    /// Parts close once they hold this much video, seconds.
+    pub part_hint: f64,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            low_latency: true,
+            segment_target: 2.0,
+            part_hint: 0.3,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub fragment: Fragment,
+    pub duration: f64,
+    pub independent: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    msn: u64,
+    parts: Vec<Part>,
+    discontinuity: bool,
+    generation: u64,
+    start: DateTime<Utc>,
+    complete: bool,
+}
+
+impl Segment {
+    fn duration(&self) -> f64 {
+        self.parts.iter().map(|p| p.duration).sum()
+    }
+}
+
+struct Window {
+    muxer: Option<Muxer>,
+    inits: Vec<(u64, Bytes)>,
+    segments: VecDeque<Segment>,
+    next_msn: u64,
+    discontinuity_seq: u64,
+    pending_discontinuity: bool,
+    /// Fixed after the first complete segment.
+    part_target: Option<f64>,
+    max_part: f64,
+    /// Wall-clock time of the first frame of the segment being built.
+    next_start: Option<DateTime<Utc>>,
+    /// Frames are dropped until a video key frame (after a start or a jump).
+    waiting_key: bool,
+    version: u64,
+}
+
+/// One camera's live window.
+pub struct Hls {
+    cfg: HlsConfig,
+    w: Mutex<Window>,
+    changed: watch::Sender<u64>,
+}
+
+/// A file of the window, as buffers to send.
+pub struct HlsFile {
+    pub content_type: &'static str,
+    pub chunks: Vec<Bytes>,
+    pub immutable: bool,
+}
+
+/// Most seconds a request waits for a part, a segment or the first playlist.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+
+impl Hls {
+    pub fn new(cfg: HlsConfig) -> Hls {
+        let (changed, _) = watch::channel(0);
+        Hls {
+            cfg,
+            w: Mutex::new(Window {
+                muxer: None,
+                inits: Vec::new(),
+                segments: VecDeque::new(),
+                next_msn: 0,
+                discontinuity_seq: 0,
+                pending_discontinuity: false,
+                part_target: None,
+                max_part: 0.0,
+                next_start: None,
+                waiting_key: true,
+                version: 0,
+            }),
+            changed,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.w.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Feeds one event of the camera's fan-out.
+    pub fn push(&self, ev: Event) {
+        let mut w = self.lock();
+        let before = w.version;
+        match ev {
+            Event::Start(tracks) => self.start(&mut w, tracks),
+            Event::Frame(f) => self.frame(&mut w, f),
+        }
+        if w.version != before {
+            let v = w.version;
+            drop(w);
+            self.changed.send_replace(v);
+        }
+    }
+
+    fn start(&self, w: &mut Window, tracks: Arc<Tracks>) {
+        self.close_segment(w);
+        let had_media = w.muxer.is_some() || !w.segments.is_empty();
+        let seq = w.muxer.as_ref().map_or(1, Muxer::next_sequence);
+        w.inits
+            .push((tracks.generation, fmp4::init_segment(&tracks.infos())));
+        w.muxer = Some(Muxer::new(tracks, seq));
+        w.pending_discontinuity = had_media;
+        w.waiting_key = true;
+    }
+
+    fn frame(&self, w: &mut Window, f: Frame) {
+        let Some(m) = w.muxer.as_ref() else { return };
+        let video = f.kind == TrackKind::Video;
+        if w.waiting_key {
+            if !(video && f.keyframe) {
+                return;
+            }
+            w.waiting_key = false;
+        }
+        let _ = m;
+        let key = video && f.keyframe;
+        let wall = f.wall;
+        let Some(m) = w.muxer.as_mut() else { return };
+        // pushing completes the previous frame; the new one stays pending
+        let pushed = m.push(f);
+        // a key frame closes the segment once it is long enough, and starts the next
+        if key && !pushed.jump {
+            let current = w
+                .segments
+                .back()
+                .filter(|s| !s.complete)
+                .map_or(0.0, Segment::duration);
+            let done = w.muxer.as_ref().map_or(0.0, Muxer::video_done);
+            if current + done >= self.cfg.segment_target {
+                self.close_segment(w);
+            }
+        }
+        if w.next_start.is_none() {
+            w.next_start = Some(wall);
+        }
+        if pushed.jump {
+            // timestamps jumped: what came before ends here, a discontinuity follows
+            self.close_segment(w);
+            w.pending_discontinuity = true;
+            // the frame after the jump starts the next segment only if it is a key frame
+            if let Some(m) = w.muxer.as_mut() {
+                let tracks = m.tracks.clone();
+                let seq = m.next_sequence();
+                *m = Muxer::new(tracks, seq);
+            }
+            w.waiting_key = true;
+            return;
+        }
+        if video
+            && self.cfg.low_latency
+            && w.muxer
+                .as_ref()
+                .is_some_and(|m| m.video_done() >= self.cfg.part_hint)
+        {
+            self.flush_part(w);
+        }
+    }
+
+    /// Moves the muxer's complete samples into a part of the current segment.
+    fn flush_part(&self, w: &mut Window) {
+        let Some(m) = w.muxer.as_mut() else { return };
+        if !m.has_video() {
+            return;
+        }
+        let Some(Muxed {
+            fragment,
+            duration,
+            independent,
+        }) = m.flush()
+        else {
+            return;
+        };
+        let generation = m.tracks.generation;
+        let open = w.segments.back().is_some_and(|s| !s.complete);
+        if !open {
+            let msn = w.next_msn;
+            w.next_msn += 1;
+            let discontinuity = std::mem::take(&mut w.pending_discontinuity);
+            let start = w.next_start.take().unwrap_or_else(Utc::now);
+            w.segments.push_back(Segment {
+                msn,
+                parts: Vec::new(),
+                discontinuity,
+                generation,
+                start,
+                complete: false,
+            });
+        }
+        if let Some(seg) = w.segments.back_mut() {
+            seg.parts.push(Part {
+                fragment,
+                duration,
+                independent,
+            });
+        }
+        if w.part_target.is_none() {
+            w.max_part = w.max_part.max(duration);
+        }
+        w.version += 1;
+    }
+
+    /// Ends the segment being built (flushing what the muxer holds) and trims the window.
+    fn close_segment(&self, w: &mut Window) {
+        self.flush_part(w);
+        let Some(seg) = w.segments.back_mut() else {
+            return;
+        };
+        if seg.complete {
+            return;
+        }
+        seg.complete = true;
+        w.next_start = None;
+        if w.part_target.is_none() {
+            w.part_target = Some((w.max_part * 1000.0).ceil() / 1000.0);
+        }
+        // keep at least three target durations, not counting the newest segment
+        let target = self.target_duration(w) as f64;
+        while w.segments.len() > 4 {
+            let rest: f64 = w
+                .segments
+                .iter()
+                .skip(1)
+                .filter(|s| s.complete)
+                .map(Segment::duration)
+                .sum();
+            if rest - w.segments.back().map_or(0.0, Segment::duration) < 3.0 * target {
+                break;
+            }
+            if let Some(old) = w.segments.pop_front() {
+                if old.discontinuity {
+                    w.discontinuity_seq += 1;
+                }
+            }
+        }
+        let oldest_gen = w.segments.front().map_or(u64::MAX, |s| s.generation);
+        let newest_gen = w.muxer.as_ref().map(|m| m.tracks.generation);
+        w.inits
+            .retain(|(g, _)| *g >= oldest_gen || Some(*g) == newest_gen);
+        w.version += 1;
+    }
+
+    fn target_duration(&self, w: &Window) -> u64 {
+        let longest = w
+            .segments
+            .iter()
+            .map(Segment::duration)
+            .fold(self.cfg.segment_target, f64::max);
+        longest.ceil() as u64
+    }
+
+    /// Whether at least one complete segment exists.
+    pub fn ready(&self) -> bool {
+        self.lock().segments.iter().any(|s| s.complete)
+    }
+
+    /// Waits until `pred` holds for the window, at most `limit`.
+    async fn wait_for(&self, limit: Duration, mut pred: impl FnMut(&Window) -> bool) -> bool {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if pred(&self.lock()) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return pred(&self.lock()),
+            }
+        }
+    }
+
+    /// The media playlist; `query` (e.g. `?t=…`) is appended to every URI.
+    pub async fn playlist(
+        &self,
+        msn: Option<u64>,
+        part: Option<u64>,
+        query: &str,
+    ) -> Result<String> {
+        if part.is_some() && msn.is_none() {
+            return Err(Error::bad_request("_HLS_part needs _HLS_msn"));
+        }
+        if !self
+            .wait_for(MAX_WAIT, |w| w.segments.iter().any(|s| s.complete))
+            .await
+        {
+            return Err(Error::unavailable(
+                "the camera has not produced a segment yet; retry",
+            ));
+        }
+        if let (Some(m), true) = (msn, self.cfg.low_latency) {
+            let next = self.lock().next_msn;
+            if m > next + 1 {
+                return Err(Error::bad_request(format!(
+                    "_HLS_msn={m} is too far ahead of the live edge ({next})"
+                )));
+            }
+            let p = part.unwrap_or(0);
+            let wait = MAX_WAIT.min(Duration::from_secs(
+                3 * self.target_duration(&self.lock()).max(1),
+            ));
+            self.wait_for(wait, |w| {
+                w.segments
+                    .iter()
+                    .any(|s| s.msn > m || (s.msn == m && (s.parts.len() as u64 > p || s.complete)))
+            })
+            .await;
+        }
+        Ok(self.render(&self.lock(), query))
+    }
+
+    fn render(&self, w: &Window, q: &str) -> String {
+        let ll = self.cfg.low_latency;
+        let target = self.target_duration(w);
+        let part_target = w.part_target.unwrap_or(w.max_part.max(self.cfg.part_hint));
+        let mut s = String::with_capacity(2048);
+        s.push_str("#EXTM3U\n");
+        let _ = writeln!(s, "#EXT-X-VERSION:{}", if ll { 9 } else { 7 });
+        let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target}");
+        if ll {
+            let _ = writeln!(
+                s,
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}",
+                3.0 * part_target
+            );
+            let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={part_target:.3}");
+        }
+        let first = w.segments.front().map_or(0, |s| s.msn);
+        let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{first}");
+        if w.discontinuity_seq > 0 {
+            let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", w.discontinuity_seq);
+        }
+        // parts are listed for the segments within the last three target durations
+        let mut recent = 0.0;
+        let mut parts_from = u64::MAX;
+        for seg in w.segments.iter().rev() {
+            parts_from = seg.msn;
+            recent += seg.duration();
+            if recent >= 3.0 * target as f64 {
+                break;
+            }
+        }
+        let mut map_gen = None;
+        for seg in &w.segments {
+            if !ll && !seg.complete {
+                break;
+            }
+            if seg.discontinuity && map_gen.is_some() {
+                s.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if map_gen != Some(seg.generation) {
+                let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4{q}\"", seg.generation);
+                map_gen = Some(seg.generation);
+            }
+            let _ = writeln!(
+                s,
+                "#EXT-X-PROGRAM-DATE-TIME:{}",
+                seg.start.to_rfc3339_opts(SecondsFormat::Millis, true)
+            );
+            if ll && seg.msn >= parts_from {
+                for (i, p) in seg.parts.iter().enumerate() {
+                    let _ = write!(
+                        s,
+                        "#EXT-X-PART:DURATION={:.3},URI=\"part{}.{i}.m4s{q}\"",
+                        p.duration, seg.msn
+                    );
+                    s.push_str(if p.independent {
+                        ",INDEPENDENT=YES\n"
+                    } else {
+                        "\n"
+                    });
+                }
+            }
+            if seg.complete {
+                let _ = writeln!(s, "#EXTINF:{:.3},", seg.duration());
+                let _ = writeln!(s, "seg{}.m4s{q}", seg.msn);
+            }
+        }
+        if ll {
+            let (msn, idx) = match w.segments.back() {
+                Some(seg) if !seg.complete => (seg.msn, seg.parts.len()),
+                _ => (w.next_msn, 0),
+            };
+            if let Some(g) = w.muxer.as_ref().map(|m| m.tracks.generation) {
+                if map_gen != Some(g) {
+                    // the next part belongs to a new init: a player must see the map first
+                    let _ = writeln!(
+                        s,
+                        "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-{g}.mp4{q}\""
+                    );
+                }
+            }
+            let _ = writeln!(
+                s,
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part{msn}.{idx}.m4s{q}\""
+            );
+        }
+        s
+    }
+
+    /// A file of the window by name: `init-<g>.mp4`, `seg<msn>.m4s`, `part<msn>.<i>.m4s`.
+    /// Anything else is 404. The part the preload hint names is awaited (bounded).
+    pub async fn file(&self, name: &str) -> Result<HlsFile> {
+        let nf = || Error::not_found(format!("{name} is not in the live window"));
+        let num = |s: &str| -> Option<u64> {
+            (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())?
+        };
+        if let Some(g) = name
+            .strip_prefix("init-")
+            .and_then(|r| r.strip_suffix(".mp4"))
+            .and_then(num)
+        {
+            let w = self.lock();
+            let init = w
+                .inits
+                .iter()
+                .find(|(gen, _)| *gen == g)
+                .map(|(_, b)| b.clone())
+                .ok_or_else(nf)?;
+            return Ok(HlsFile {
+                content_type: "video/mp4",
+                chunks: vec![init],
+                immutable: true,
+            });
+        }
+        if let Some(msn) = name
+            .strip_prefix("seg")
+            .and_then(|r| r.strip_suffix(".m4s"))
+            .and_then(num)
+        {
+            let w = self.lock();
+            let seg = w
+                .segments
+                .iter()
+                .find(|s| s.msn == msn && s.complete)
+                .ok_or_else(nf)?;
+            let chunks = seg
+                .parts
+                .iter()
+                .flat_map(|p| p.fragment.chunks.iter().cloned())
+                .collect();
+            return Ok(HlsFile {
+                content_type: "video/iso.segment",
+                chunks,
+                immutable: true,
+            });
+        }
+        if let Some((msn, idx)) = name
+            .strip_prefix("part")
+            .and_then(|r| r.strip_suffix(".m4s"))
+            .and_then(|r| r.split_once('.'))
+            .and_then(|(a, b)| Some((num(a)?, num(b)?)))
+        {
+            if !self.cfg.low_latency {
+                return Err(nf());
+            }
+            let find = |w: &Window| {
+                w.segments
+                    .iter()
+                    .find(|s| s.msn == msn)
+                    .and_then(|s| s.parts.get(idx as usize))
+                    .map(|p| p.fragment.chunks.clone())
+            };
+            if let Some(chunks) = find(&self.lock()) {
+                return Ok(HlsFile {
+                    content_type: "video/iso.segment",
+                    chunks,
+                    immutable: true,
+                });
+            }
+            // only the part the preload hint names (or the one after) is worth waiting for
+            let upcoming = {
+                let w = self.lock();
+                match w.segments.back() {
+                    Some(s) if !s.complete => {
+                        msn == s.msn && idx as usize <= s.parts.len() + 1
+                            || msn == s.msn + 1 && idx == 0
+                    }
+                    _ => msn == w.next_msn && idx <= 1,
+                }
+            };
+            if upcoming && self.wait_for(MAX_WAIT, |w| find(w).is_some()).await {
+                if let Some(chunks) = find(&self.lock()) {
+                    return Ok(HlsFile {
+                        content_type: "video/iso.segment",
+                        chunks,
+                        immutable: true,
+                    });
+                }
+            }
+            return Err(nf());
+        }
+        Err(nf())
+    }
+
+    /// Bytes held by the window (for stats).
+    pub fn bytes(&self) -> usize {
+        let w = self.lock();
+        w.segments
+            .iter()
+            .flat_map(|s| s.parts.iter())
+            .map(|p| p.fragment.len)
+            .sum::<usize>()
+            + w.inits.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::fmp4::TrackInfo;
+    use std::time::Instant;
+
+    fn tracks(generation: u64) -> Arc<Tracks> {
+        Arc::new(Tracks {
+            generation,
+            video: TrackInfo {
+                kind: TrackKind::Video,
+                timescale: 90_000,
+                sample_entry: Bytes::from_static(b"\0\0\0\x08avc1"),
+                width: 320,
+                height: 240,
+                codec: "avc1.42c01e".into(),
+            },
+            audio: None,
+        })
+    }
+
+    /// 25 fps, a key frame every `gop` frames, frames numbered from `from`.
+    fn feed(h: &Hls, from: i64, n: i64, gop: i64, pts0: i64) {
+        for i in from..from + n {
+            h.push(Event::Frame(Frame {
+                kind: TrackKind::Video,
+                pts: pts0 + i * 3600,
+                keyframe: i % gop == 0,
+                data: Bytes::from(vec![i as u8; 100]),
+                arrived: Instant::now(),
+                wall: Utc::now(),
+            }));
+        }
+    }
+
+    #[tokio::test]
+    async fn segments_cut_at_key_frames_with_parts() {
+        let h = Hls::new(HlsConfig::default());
+        h.push(Event::Start(tracks(1)));
+        feed(&h, 0, 250, 25, 0); // 10 s, 1 s GOP
+        let pl = h.playlist(None, None, "?t=abc").await.unwrap();
+        assert!(
+            pl.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n"),
+            "{pl}"
+        );
+        assert!(
+            pl.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.960"),
+            "{pl}"
+        );
+        assert!(pl.contains("#EXT-X-PART-INF:PART-TARGET=0.320"), "{pl}");
+        assert!(pl.contains("#EXT-X-MAP:URI=\"init-1.mp4?t=abc\""));
+        assert!(
+            pl.contains("#EXTINF:2.000,\nseg0.m4s?t=abc")
+                || pl.contains("#EXTINF:2.000,\nseg1.m4s?t=abc"),
+            "{pl}"
+        );
+        assert!(pl.contains(",INDEPENDENT=YES"));
+        assert!(
+            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part4.6.m4s?t=abc\""),
+            "{pl}"
+        );
+        assert!(!pl.contains("DISCONTINUITY"));
+        // a segment is the concatenation of its parts
+        let seg = h.file("seg3.m4s").await.unwrap();
+        let mut parts = Vec::new();
+        for i in 0..7 {
+            match h.file(&format!("part3.{i}.m4s")).await {
+                Ok(p) => parts.extend(p.chunks),
+                Err(_) => break,
+            }
+        }
+        assert_eq!(seg.chunks, parts);
+        assert!(h.file("init-1.mp4").await.is_ok());
+        for bad in [
+            "../secret",
+            "seg3.m4s/..",
+            "seg-1.m4s",
+            "part3.99.m4s",
+            "init-2.mp4",
+            "index.m3u8",
+            "seg%2e.m4s",
+            "seg99999999999999999999.m4s",
+        ] {
+            assert!(h.file(bad).await.is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn long_gops_make_long_segments_and_the_window_is_bounded() {
+        let h = Hls::new(HlsConfig::default());
+        h.push(Event::Start(tracks(1)));
+        feed(&h, 0, 1500, 100, 0); // 4 s GOP, 60 s
+        let pl = h.playlist(None, None, "").await.unwrap();
+        assert!(pl.contains("#EXT-X-TARGETDURATION:4\n"), "{pl}");
+        assert!(pl.contains("#EXTINF:4.000,"), "{pl}");
+        let segs = pl.matches("#EXTINF").count();
+        assert!((3..=6).contains(&segs), "window of {segs} segments:\n{pl}");
+        assert!(
+            h.file("seg0.m4s").await.is_err(),
+            "old segments leave the window"
+        );
+    }
+
+    #[tokio::test]
+    async fn new_init_and_timestamp_jumps_are_discontinuities() {
+        let h = Hls::new(HlsConfig::default());
+        h.push(Event::Start(tracks(1)));
+        feed(&h, 0, 100, 25, 0);
+        h.push(Event::Start(tracks(2)));
+        feed(&h, 0, 100, 25, 9_000_000);
+        let pl = h.playlist(None, None, "").await.unwrap();
+        assert_eq!(pl.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{pl}");
+        assert!(
+            pl.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-2.mp4\""),
+            "{pl}"
+        );
+        // timestamps go back to 0 mid-stream (camera reboot): a discontinuity, same init
+        feed(&h, 0, 100, 25, 0);
+        let pl = h.playlist(None, None, "").await.unwrap();
+        assert_eq!(pl.matches("#EXT-X-DISCONTINUITY\n").count(), 2, "{pl}");
+    }
+
+    #[tokio::test]
+    async fn blocking_reload_waits_for_the_part_and_refuses_far_ahead() {
+        let h = Arc::new(Hls::new(HlsConfig::default()));
+        h.push(Event::Start(tracks(1)));
+        feed(&h, 0, 60, 25, 0);
+        assert!(h.ready());
+        let next = h.lock().next_msn;
+        let e = h.playlist(Some(next + 5), None, "").await.unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::BadRequest);
+        let waiter = {
+            let h = h.clone();
+            tokio::spawn(async move { h.playlist(Some(next), Some(1), "").await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "blocks until the part exists");
+        feed(&h, 60, 60, 25, 0);
+        let pl = waiter.await.unwrap().unwrap();
+        assert!(pl.contains(&format!("part{next}.1.m4s")), "{pl}");
+    }
+
+    #[tokio::test]
+    async fn plain_hls_has_no_parts() {
+        let h = Hls::new(HlsConfig {
+            low_latency: false,
+            ..Default::default()
+        });
+        h.push(Event::Start(tracks(1)));
+        feed(&h, 0, 200, 25, 0);
+        let pl = h.playlist(Some(1), Some(0), "").await.unwrap();
+        assert!(pl.contains("#EXT-X-VERSION:7"));
+        assert!(
+            !pl.contains("EXT-X-PART") && !pl.contains("PRELOAD") && !pl.contains("SERVER-CONTROL"),
+            "{pl}"
+        );
+        assert!(h.file("part1.0.m4s").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn frames_before_the_first_key_frame_are_dropped() {
+        let h = Hls::new(HlsConfig::default());
+        h.push(Event::Start(tracks(1)));
+        feed(&h, 5, 120, 25, 0); // starts mid-GOP
+        let pl = h.playlist(None, None, "").await.unwrap();
+        let first_part = pl.lines().find(|l| l.starts_with("#EXT-X-PART:")).unwrap();
+        assert!(first_part.ends_with("INDEPENDENT=YES"), "{pl}");
+    }
+}
