@@ -22,6 +22,8 @@ use crate::camera::seal::Sealer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::media::hls::HlsConfig;
+use crate::media::streams::Streams;
 use crate::store::{self, DynStore};
 
 /// Everything a request handler may need, shared by all connections.
@@ -34,6 +36,7 @@ pub struct App {
     pub sealer: Sealer,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
+    pub streams: Arc<Streams>,
 }
 
 /// Most connections served at once; more wait in the kernel's backlog.
@@ -107,6 +110,14 @@ impl App {
             passwords: Passwords::new()?,
             limiter: LoginLimiter::new(clock.clone()),
             sealer: Sealer::new(&secret),
+            streams: Streams::new(
+                config.max_streams as usize,
+                Duration::from_secs(config.stream_timeout_secs),
+                HlsConfig {
+                    low_latency: config.low_latency_hls,
+                    ..HlsConfig::default()
+                },
+            ),
             store,
             clock,
             config,
@@ -152,8 +163,16 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Prunes expired revocations every hour.
+/// Prunes expired revocations every hour; stops idle camera sessions every second.
 fn spawn_upkeep(app: Arc<App>) {
+    let streams = app.streams.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            streams.reap();
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -185,7 +204,8 @@ pub async fn run(config: Config) -> Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%addr, "listening on {scheme}://{addr}");
     spawn_upkeep(app.clone());
-    serve(app, listener, tls, shutdown_signal()).await;
+    serve(app.clone(), listener, tls, shutdown_signal()).await;
+    app.streams.stop_all();
     info!("stopped");
     Ok(())
 }

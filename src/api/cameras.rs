@@ -97,13 +97,13 @@ pub async fn list(c: Ctx) -> Result<Response<Body>> {
             .cameras()
             .await?
             .iter()
-            .map(CameraView::from)
+            .map(|cam| CameraView::with_state(cam, &c.app.streams))
             .collect(),
         Some(ids) => {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(cam) = c.app.store.camera(&id).await? {
-                    out.push(CameraView::from(&cam));
+                    out.push(CameraView::with_state(&cam, &c.app.streams));
                 }
             }
             out
@@ -114,7 +114,7 @@ pub async fn list(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn get(c: Ctx) -> Result<Response<Body>> {
     let cam = camera_for(&c, Action::Watch).await?;
-    Ok(response::ok(&CameraView::from(&cam)))
+    Ok(response::ok(&CameraView::with_state(&cam, &c.app.streams)))
 }
 
 pub async fn create(c: Ctx) -> Result<Response<Body>> {

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod cameras;
 pub mod response;
+pub mod streams;
 pub mod system;
 pub mod users;
 
@@ -43,6 +44,9 @@ pub enum Access {
     Optional,
     /// A valid, unrevoked token of an existing user is required.
     Token,
+    /// A login token in `Authorization`, or a player token for the camera of the path's
+    /// first parameter in the `t` query parameter (players that cannot send headers).
+    Player,
 }
 
 /// What a handler gets: the app, path parameters, query, headers, body and caller.
@@ -128,24 +132,13 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/cameras/{}" Token cameras::get),
     route!(PUT "/api/cameras/{}" Token cameras::update),
     route!(DELETE "/api/cameras/{}" Token cameras::delete),
+    route!(GET "/api/cameras/stream/{}" Token streams::start),
+    route!(DELETE "/api/cameras/stream/{}" Token streams::stop),
+    route!(POST "/api/cameras/streams/batch" Token streams::batch),
+    route!(GET "/api/cameras/streams/{}/{}" Player streams::file),
 ];
 
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+use crate::camera::url::percent_decode;
 
 /// Matches `path` against a pattern, returning the decoded parameters.
 fn match_path(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
@@ -426,15 +419,43 @@ async fn dispatch(
 ) -> Result<Response<Body>> {
     let (user, claims) = match route.access {
         Access::Public => (None, None),
-        Access::Optional | Access::Token => match authenticate(&app, &headers).await? {
-            Some((u, c)) => (Some(u), Some(c)),
-            None if route.access == Access::Token => {
-                return Err(Error::unauthorized(
-                    "authentication required: send 'Authorization: Bearer <token>'",
-                ))
+        Access::Player if !headers.contains_key(AUTHORIZATION) => {
+            let token = query
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("t=")))
+                .ok_or_else(|| {
+                    Error::unauthorized(
+                        "authentication required: send 'Authorization: Bearer <token>' or use the hls_url",
+                    )
+                })?;
+            let camera = params.first().map(String::as_str).unwrap_or("");
+            let pc = app.tokens.verify_player(token, camera)?;
+            let uid = pc
+                .sub
+                .parse()
+                .map_err(|_| Error::unauthorized("invalid player token"))?;
+            match app.store.session(uid, &pc.sid).await? {
+                Session::Active(u) => (Some(u), None),
+                Session::Revoked => {
+                    return Err(Error::unauthorized(
+                        "the login behind this player token has ended",
+                    ))
+                }
+                Session::NoUser => {
+                    return Err(Error::unauthorized("the token's user no longer exists"))
+                }
             }
-            None => (None, None),
-        },
+        }
+        Access::Optional | Access::Token | Access::Player => {
+            match authenticate(&app, &headers).await? {
+                Some((u, c)) => (Some(u), Some(c)),
+                None if route.access != Access::Optional => {
+                    return Err(Error::unauthorized(
+                        "authentication required: send 'Authorization: Bearer <token>'",
+                    ))
+                }
+                None => (None, None),
+            }
+        }
     };
     let ctx = Ctx {
         app,

@@ -73,12 +73,14 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
             v
         }
     };
+    let c_state = |cam: &crate::store::Camera| c.app.streams.state(&cam.id);
     let detail: Vec<_> = cams
         .iter()
         .map(|c| {
             json!({
                 "id": c.id, "name": c.name, "is_active": c.is_active,
                 "is_recording": c.is_recording, "last_seen": c.last_seen,
+                "stream": c_state(c),
             })
         })
         .collect();
@@ -93,6 +95,11 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
             "active": cams.iter().filter(|c| c.is_active).count(),
             "recording": cams.iter().filter(|c| c.is_recording).count(),
             "detail": detail,
+        },
+        "streams": {
+            "active": c.app.streams.active(),
+            "max": c.app.config.max_streams,
+            "hls_window_bytes": c.app.streams.window_bytes(),
         },
         "limits": { "max_streams": c.app.config.max_streams },
         "memory": { "rss_bytes": rss_bytes() },

@@ -32,6 +32,22 @@ impl Claims {
     }
 }
 
+/// A player token: lets a player that cannot send headers fetch one camera's HLS files.
+/// It names the login token it came from (`sid`), so logging out revokes it too, and it
+/// expires with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlayerClaims {
+    pub sub: String,
+    /// The camera id it is good for, and only that one.
+    pub cam: String,
+    /// The `jti` of the login token it was issued under.
+    pub sid: String,
+    pub exp: i64,
+    pub typ: String,
+}
+
+const PLAYER_TYP: &str = "hls";
+
 /// Issues and verifies tokens.
 #[derive(Clone)]
 pub struct Tokens {
@@ -70,6 +86,39 @@ impl Tokens {
         let token = jsonwebtoken::encode(&Header::new(self.alg), &claims, &self.enc)
             .map_err(|e| Error::internal(format!("cannot sign a token: {e}")))?;
         Ok((token, claims))
+    }
+
+    /// A player token for `camera`, bound to the login token `login`.
+    pub fn issue_player(&self, login: &Claims, camera: &str) -> Result<String> {
+        let claims = PlayerClaims {
+            sub: login.sub.clone(),
+            cam: camera.to_string(),
+            sid: login.jti.clone(),
+            exp: login.exp,
+            typ: PLAYER_TYP.to_string(),
+        };
+        jsonwebtoken::encode(&Header::new(self.alg), &claims, &self.enc)
+            .map_err(|e| Error::internal(format!("cannot sign a token: {e}")))
+    }
+
+    /// Checks a player token for `camera`. A login token is not a player token, and a player
+    /// token is not a login token (their claims differ).
+    pub fn verify_player(&self, token: &str, camera: &str) -> Result<PlayerClaims> {
+        let mut v = Validation::new(self.alg);
+        v.validate_exp = false;
+        v.set_required_spec_claims(&["exp", "sub"]);
+        let c = jsonwebtoken::decode::<PlayerClaims>(token, &self.dec, &v)
+            .map_err(|_| Error::unauthorized("invalid player token"))?
+            .claims;
+        if c.typ != PLAYER_TYP || c.cam != camera {
+            return Err(Error::unauthorized(
+                "this player token is not for this camera",
+            ));
+        }
+        if c.exp <= self.clock.now().timestamp() {
+            return Err(Error::unauthorized("player token expired"));
+        }
+        Ok(c)
     }
 
     /// Checks signature, algorithm and expiry. Every failure is the same 401 to the client.

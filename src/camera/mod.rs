@@ -114,6 +114,17 @@ pub struct CameraView {
     pub last_seen: Option<chrono::DateTime<chrono::Utc>>,
     pub is_recording: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The live session: `{"state": "idle" | "connecting" | "live" | "retrying" | …}`.
+    pub stream: crate::media::ingest::State,
+}
+
+impl CameraView {
+    /// The view with the camera's live state from `streams`.
+    pub fn with_state(c: &Camera, streams: &crate::media::streams::Streams) -> CameraView {
+        let mut v = CameraView::from(c);
+        v.stream = streams.state(&c.id);
+        v
+    }
 }
 
 impl From<&Camera> for CameraView {
@@ -131,6 +142,7 @@ impl From<&Camera> for CameraView {
             last_seen: c.last_seen,
             is_recording: c.is_recording,
             created_at: c.created_at,
+            stream: crate::media::ingest::State::Idle,
         }
     }
 }

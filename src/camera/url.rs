@@ -131,6 +131,38 @@ pub fn username(url: &str) -> Option<&str> {
     Some(ui.split_once(':').map_or(ui, |(u, _)| u))
 }
 
+/// Decodes `%XX` escapes; `None` on a bad escape or invalid UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Splits a URL into the URL without userinfo and the decoded (user, password).
+pub fn split_credentials(url: &str) -> Option<(String, Option<(String, String)>)> {
+    let u = parse(url)?;
+    let bare = format!("{}://{}{}", u.scheme, u.hostport, u.rest);
+    let creds = u.userinfo.map(|ui| {
+        let (user, pass) = ui.split_once(':').unwrap_or((ui, ""));
+        (
+            percent_decode(user).unwrap_or_else(|| user.to_string()),
+            percent_decode(pass).unwrap_or_else(|| pass.to_string()),
+        )
+    });
+    Some((bare, creds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

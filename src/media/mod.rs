@@ -1,7 +1,10 @@
 //! Media: RTSP ingest (one retina session per camera), the fan-out of its frames, the fMP4
 //! muxer, and the LL-HLS window served from RAM.
 
+pub mod fanout;
 pub mod fmp4;
 pub mod frame;
 pub mod hls;
+pub mod ingest;
 pub mod mux;
+pub mod streams;

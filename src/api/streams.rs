@@ -1,0 +1,172 @@
+//! Live view: `GET/DELETE /api/cameras/stream/<camera>`, `POST /api/cameras/streams/batch`,
+//! and the HLS files `GET /api/cameras/streams/<camera>/<file>` served from RAM.
+//!
+//! The `hls_url` handed out carries a player token (`?t=`) good for that camera's HLS files
+//! only, so players that cannot send headers (Safari, VLC, ffplay, `<video src>`) can play
+//! it. Every URI in the playlists it gets carries the same token.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST};
+use hyper::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::response::{self, Body};
+use super::Ctx;
+use crate::auth::{authorize, Action};
+use crate::camera::url::split_credentials;
+use crate::error::{Error, Result};
+use crate::media::ingest::Source;
+use crate::store::Camera;
+
+/// Most cameras one batch request may name.
+const MAX_BATCH: usize = 256;
+
+fn source(c: &Ctx, cam: &Camera) -> Result<Source> {
+    let url = c.app.sealer.open(&cam.id, &cam.rtsp_url_sealed)?;
+    let (bare, credentials) = split_credentials(&url)
+        .ok_or_else(|| Error::internal(format!("camera {} has an unusable RTSP URL", cam.id)))?;
+    Ok(Source {
+        camera: cam.id.clone(),
+        url: bare,
+        credentials,
+        transport: cam.transport,
+    })
+}
+
+/// Starts (or joins) the camera's session and returns its `hls_url` and state.
+async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
+    let user = c.user()?;
+    authorize(c.app.store.as_ref(), user, Action::Watch, Some(id)).await?;
+    let cam = c
+        .app
+        .store
+        .camera(id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("camera {id} not found")))?;
+    if !cam.is_active {
+        return Err(Error::conflict(format!(
+            "camera {id} is disabled (is_active is false)"
+        )));
+    }
+    let live = c.app.streams.start(source(c, &cam)?)?;
+    let claims = c
+        .claims
+        .as_ref()
+        .ok_or_else(|| Error::unauthorized("a login token is required"))?;
+    let token = c.app.tokens.issue_player(claims, &cam.id)?;
+    let path = format!("/api/cameras/streams/{}/index.m3u8?t={token}", cam.id);
+    let hls_url = match c.headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => {
+            let scheme = if c.app.config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}{path}")
+        }
+        None => path,
+    };
+    Ok(json!({ "camera": cam.id, "hls_url": hls_url, "state": live.state() }))
+}
+
+pub async fn start(c: Ctx) -> Result<Response<Body>> {
+    let id = c.param(0).to_string();
+    let mut v = start_one(&c, &id).await?;
+    v["message"] = json!("Stream started");
+    Ok(response::ok(&v))
+}
+
+pub async fn stop(c: Ctx) -> Result<Response<Body>> {
+    let id = c.param(0);
+    authorize(c.app.store.as_ref(), c.user()?, Action::Watch, Some(id)).await?;
+    if c.app.streams.stop(id)? {
+        Ok(response::message(200, "Stream stopped"))
+    } else {
+        Ok(response::message(
+            200,
+            "Stream kept running: a recording uses it",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    ips: Vec<String>,
+}
+
+pub async fn batch(c: Ctx) -> Result<Response<Body>> {
+    let req: Batch = c.json()?;
+    if req.ips.is_empty() || req.ips.len() > MAX_BATCH {
+        return Err(Error::bad_request(format!(
+            "'ips' must name 1 to {MAX_BATCH} cameras"
+        )));
+    }
+    let mut results = Vec::with_capacity(req.ips.len());
+    for ip in &req.ips {
+        let ip = ip.trim();
+        results.push(match start_one(&c, ip).await {
+            Ok(v) => json!({ "ip": ip, "status": "started", "hls_url": v["hls_url"], "state": v["state"] }),
+            Err(e) => json!({ "ip": ip, "status": "error", "error": e.message, "code": e.kind.code() }),
+        });
+    }
+    Ok(response::ok(&json!({ "results": results })))
+}
+
+fn number(c: &Ctx, name: &str) -> Result<Option<u64>> {
+    c.query_param(name)
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| Error::bad_request(format!("{name} must be a whole number")))
+        })
+        .transpose()
+}
+
+fn chunks_body(chunks: Vec<Bytes>) -> Body {
+    let frames = chunks
+        .into_iter()
+        .map(|b| Ok::<_, std::io::Error>(hyper::body::Frame::data(b)));
+    StreamBody::new(futures_util::stream::iter(frames)).boxed()
+}
+
+/// Serves one file of the camera's live window.
+pub async fn file(c: Ctx) -> Result<Response<Body>> {
+    let (id, name) = (c.param(0), c.param(1));
+    authorize(c.app.store.as_ref(), c.user()?, Action::Watch, Some(id)).await?;
+    let live = c.app.streams.get(id).ok_or_else(|| {
+        Error::not_found(format!(
+            "camera {id} is not streaming; start it with GET /api/cameras/stream/{id}"
+        ))
+    })?;
+    live.touch();
+    let query = c
+        .query_param("t")
+        .map(|t| format!("?t={t}"))
+        .unwrap_or_default();
+    if name == "index.m3u8" {
+        let text = live
+            .hls
+            .playlist(number(&c, "_HLS_msn")?, number(&c, "_HLS_part")?, &query)
+            .await?;
+        let mut r = Response::new(response::full(text));
+        let h = r.headers_mut();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/vnd.apple.mpegurl"),
+        );
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Ok(r);
+    }
+    let f = live.hls.file(name).await?;
+    let len: usize = f.chunks.iter().map(Bytes::len).sum();
+    let mut r = Response::new(chunks_body(f.chunks));
+    let h = r.headers_mut();
+    h.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(f.content_type));
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600, immutable"),
+    );
+    Ok(r)
+}

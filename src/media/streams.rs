@@ -1,0 +1,168 @@
+//! The live cameras: at most one session per camera, started on demand, shared by every
+//! viewer (and, later, recordings), stopped `STREAM_TIMEOUT` seconds after the last HLS
+//! request unless something holds it, and never more than `MAX_STREAMS` at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::info;
+
+use super::fanout::Fanout;
+use super::hls::{Hls, HlsConfig};
+use super::ingest::{self, Source, State};
+use crate::error::{Error, Kind, Result};
+
+/// One camera being pulled.
+pub struct Live {
+    pub id: String,
+    pub hls: Arc<Hls>,
+    pub fanout: Arc<Fanout>,
+    state: Arc<Mutex<State>>,
+    last_access: Mutex<Instant>,
+    /// Holders other than viewers (recordings).
+    holds: AtomicUsize,
+    /// RTSP sessions opened so far (1 unless it reconnected).
+    pub sessions: Arc<AtomicU64>,
+    stop: watch::Sender<bool>,
+}
+
+impl Live {
+    pub fn touch(&self) {
+        *self.last_access.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+    pub fn state(&self) -> State {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn idle_for(&self) -> Duration {
+        self.last_access
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+}
+
+pub struct Streams {
+    live: Mutex<HashMap<String, Arc<Live>>>,
+    max: usize,
+    timeout: Duration,
+    hls: HlsConfig,
+}
+
+impl Streams {
+    pub fn new(max: usize, timeout: Duration, hls: HlsConfig) -> Arc<Streams> {
+        Arc::new(Streams {
+            live: Mutex::new(HashMap::new()),
+            max,
+            timeout,
+            hls,
+        })
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Live>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Live>> {
+        self.map().get(id).cloned()
+    }
+
+    /// The camera's state (`idle` when not pulled).
+    pub fn state(&self, id: &str) -> State {
+        self.get(id).map_or(State::Idle, |l| l.state())
+    }
+
+    pub fn active(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Starts pulling `src` unless it is already; returns at once.
+    pub fn start(&self, src: Source) -> Result<Arc<Live>> {
+        let mut map = self.map();
+        if let Some(l) = map.get(&src.camera) {
+            l.touch();
+            return Ok(l.clone());
+        }
+        if map.len() >= self.max {
+            return Err(Error::new(
+                Kind::TooManyRequests,
+                format!(
+                    "{} cameras are streaming, the limit (MAX_STREAMS) is {}",
+                    map.len(),
+                    self.max
+                ),
+            ));
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let live = Arc::new(Live {
+            id: src.camera.clone(),
+            hls: Arc::new(Hls::new(self.hls)),
+            fanout: Arc::new(Fanout::new(&src.camera)),
+            state: Arc::new(Mutex::new(State::Connecting { attempt: 0 })),
+            last_access: Mutex::new(Instant::now()),
+            holds: AtomicUsize::new(0),
+            sessions: Arc::new(AtomicU64::new(0)),
+            stop,
+        });
+        // the HLS window is one consumer of the fan-out
+        let mut rx = live.fanout.subscribe("hls", 512);
+        let hls = live.hls.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                hls.push(ev);
+            }
+        });
+        tokio::spawn(ingest::supervise(
+            src,
+            live.fanout.clone(),
+            live.state.clone(),
+            stop_rx,
+            live.sessions.clone(),
+        ));
+        info!(camera = %live.id, "stream started");
+        map.insert(live.id.clone(), live.clone());
+        Ok(live)
+    }
+
+    /// Stops the camera's session unless something holds it. `NotFound` when not pulled.
+    pub fn stop(&self, id: &str) -> Result<bool> {
+        let mut map = self.map();
+        let live = map
+            .get(id)
+            .ok_or_else(|| Error::not_found(format!("camera {id} is not streaming")))?;
+        if live.holds.load(Ordering::SeqCst) > 0 {
+            return Ok(false);
+        }
+        let _ = live.stop.send(true);
+        map.remove(id);
+        info!(camera = %id, "stream stopped");
+        Ok(true)
+    }
+
+    /// Stops sessions nobody asked for within `STREAM_TIMEOUT`; run every second or so.
+    pub fn reap(&self) {
+        let idle: Vec<String> = self
+            .map()
+            .values()
+            .filter(|l| l.holds.load(Ordering::SeqCst) == 0 && l.idle_for() >= self.timeout)
+            .map(|l| l.id.clone())
+            .collect();
+        for id in idle {
+            let _ = self.stop(&id);
+        }
+    }
+
+    /// Stops everything (shutdown).
+    pub fn stop_all(&self) {
+        for (_, l) in self.map().drain() {
+            let _ = l.stop.send(true);
+        }
+    }
+
+    /// Bytes held by all HLS windows.
+    pub fn window_bytes(&self) -> usize {
+        self.map().values().map(|l| l.hls.bytes()).sum()
+    }
+}

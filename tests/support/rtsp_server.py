@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""Independent test cameras: GStreamer's rtsp-server on a loopback port.
+
+Usage: /usr/bin/python3 rtsp_server.py [--user U --password P]
+Mounts (each client gets its own pipeline, see DESIGN.md on shared mounts):
+  /h264       H.264 640x360 25 fps, 1 s GOP
+  /h264aac    the same plus AAC 48 kHz stereo
+  /h265       H.265 640x360 25 fps
+  /secure     /h264 behind Basic auth (--user/--password)
+  /mjpeg      Motion JPEG (a codec vigia cannot carry)
+/secure is served on a second port. Prints "READY <port> <secure-port>" once listening, and "CONNECT" for every RTSP client connection.
+"""
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+Gst.init(None)
+
+VIDEO = (
+    "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=25/1 "
+    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=800 "
+    "! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=-1"
+)
+AUDIO = "audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
+MOUNTS = {
+    "/h264": f"( {VIDEO} )",
+    "/h264aac": f"( {VIDEO} {AUDIO} )",
+    "/h265": "( videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=25/1 "
+    "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 ! rtph265pay name=pay0 pt=96 config-interval=-1 )",
+    "/secure": f"( {VIDEO} )",
+    "/mjpeg": "( videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=10/1 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )",
+}
+
+
+def serve(mounts, auth=None):
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service("0")
+    if auth:
+        server.set_auth(auth)
+    points = server.get_mount_points()
+    for path, launch in mounts.items():
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(launch)
+        factory.set_shared(False)
+        if auth:
+            perms = GstRtspServer.RTSPPermissions()
+            perms.add_role("user")
+            perms.add_permission_for_role("user", "media.factory.access", True)
+            perms.add_permission_for_role("user", "media.factory.construct", True)
+            factory.set_permissions(perms)
+        points.add_factory(path, factory)
+    server.connect("client-connected", lambda _s, _c: print("CONNECT", flush=True))
+    server.attach(None)
+    return server.get_bound_port()
+
+
+def main():
+    args = sys.argv[1:]
+    user = args[args.index("--user") + 1] if "--user" in args else "cam"
+    password = args[args.index("--password") + 1] if "--password" in args else "campass"
+    open_mounts = {k: v for k, v in MOUNTS.items() if k != "/secure"}
+    port = serve(open_mounts)
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "user")
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    secure_port = serve({"/secure": MOUNTS["/secure"]}, auth)
+    print(f"READY {port} {secure_port}", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
