@@ -8,10 +8,22 @@ PACKAGES=(
   ca-certificates
   postgresql
   postgresql-client
+  # independent RTSP cameras (GStreamer rtsp-server, run with /usr/bin/python3) and the judge
+  gstreamer1.0-rtsp
+  gir1.2-gst-rtsp-server-1.0
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-ugly
+  gstreamer1.0-plugins-bad
+  gstreamer1.0-libav
+  gstreamer1.0-tools
+  python3-gi
+  ffmpeg
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  [[ $p == \#* ]] && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

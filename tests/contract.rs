@@ -153,6 +153,38 @@ fn cases(uid: i64, cam: &str) -> Vec<Case> {
             Value::Null,
             Some("/api/cameras/10.99.99.99".into()),
         ),
+        c(
+            "GET",
+            "/api/cameras/stream/{}",
+            format!("/api/cameras/stream/{cam}"),
+            "token",
+            Value::Null,
+            Some("/api/cameras/stream/10.99.99.99".into()),
+        ),
+        c(
+            "DELETE",
+            "/api/cameras/stream/{}",
+            format!("/api/cameras/stream/{cam}"),
+            "token",
+            Value::Null,
+            Some("/api/cameras/stream/10.99.99.99".into()),
+        ),
+        c(
+            "POST",
+            "/api/cameras/streams/batch",
+            "/api/cameras/streams/batch".into(),
+            "token",
+            json!({"ips": [cam]}),
+            None,
+        ),
+        c(
+            "GET",
+            "/api/cameras/streams/{}/{}",
+            format!("/api/cameras/streams/{cam}/index.m3u8"),
+            "token",
+            Value::Null,
+            Some("/api/cameras/streams/10.99.99.99/index.m3u8".into()),
+        ),
     ]
 }
 
@@ -164,6 +196,7 @@ fn required(pattern: &str, method: &str) -> &'static [&'static str] {
         ("PUT", "/api/users/{}") => &["role"],
         ("POST", "/api/users/{}/cameras") => &["camera_ips"],
         ("POST", "/api/cameras") => &["ip"],
+        ("POST", "/api/cameras/streams/batch") => &["ips"],
         _ => &[],
     }
 }

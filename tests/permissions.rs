@@ -41,6 +41,19 @@ const MATRIX: &[Row] = &[
         name: "DELETE /api/users/{id}/cameras/{c}",
         expect: [(200, 200), (403, 403), (403, 403)],
     },
+    Row {
+        name: "GET /api/cameras/stream/{c}",
+        expect: [(200, 200), (200, 403), (200, 403)],
+    },
+    // not streaming at that point: 404 for whoever may ask
+    Row {
+        name: "GET /api/cameras/streams/{c}/init-1.mp4",
+        expect: [(404, 404), (404, 403), (404, 403)],
+    },
+    Row {
+        name: "DELETE /api/cameras/stream/{c}",
+        expect: [(404, 404), (404, 403), (404, 403)],
+    },
     // listed (200 = present in the answer, 404 = absent)
     Row {
         name: "GET /api/cameras/list",
@@ -179,6 +192,36 @@ async fn probe(s: &Server, row: &str, token: &str, cam: &str, helper_id: i64) ->
                 404
             }
         }
+        "GET /api/cameras/stream/{c}" => s
+            .call(
+                "GET",
+                &format!("/api/cameras/stream/{cam}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
+        "GET /api/cameras/streams/{c}/init-1.mp4" => s
+            .call(
+                "GET",
+                &format!("/api/cameras/streams/{cam}/init-1.mp4"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
+        "DELETE /api/cameras/stream/{c}" => s
+            .call(
+                "DELETE",
+                &format!("/api/cameras/stream/{cam}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
         other => panic!("no probe for {other}"),
     }
 }

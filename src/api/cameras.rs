@@ -228,12 +228,19 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
         };
         patch.rtsp_url = Some((c.app.sealer.seal(&cam.id, &rtsp)?, url::masked(&rtsp)));
     }
+    let reconnect =
+        patch.rtsp_url.is_some() || patch.transport.is_some() || patch.is_active == Some(false);
     let cam = c.app.store.update_camera(&cam.id, patch).await?;
+    if reconnect {
+        // the next viewer starts a session with the new settings
+        c.app.streams.kill(&cam.id);
+    }
     Ok(response::ok(&CameraView::from(&cam)))
 }
 
 pub async fn delete(c: Ctx) -> Result<Response<Body>> {
     let cam = camera_for(&c, Action::ManageCameras).await?;
     c.app.store.delete_camera(&cam.id).await?;
+    c.app.streams.kill(&cam.id);
     Ok(response::message(200, "Camera deleted"))
 }

@@ -74,6 +74,7 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
         }
     };
     let c_state = |cam: &crate::store::Camera| c.app.streams.state(&cam.id);
+    let sessions = |cam: &crate::store::Camera| c.app.streams.sessions(&cam.id);
     let detail: Vec<_> = cams
         .iter()
         .map(|c| {
@@ -81,6 +82,7 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
                 "id": c.id, "name": c.name, "is_active": c.is_active,
                 "is_recording": c.is_recording, "last_seen": c.last_seen,
                 "stream": c_state(c),
+                "sessions_opened": sessions(c),
             })
         })
         .collect();

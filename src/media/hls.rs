@@ -103,8 +103,14 @@ pub struct HlsFile {
     pub immutable: bool,
 }
 
-/// Most seconds a request waits for a part, a segment or the first playlist.
+/// A segment is closed at this length even without a key frame.
+const MAX_SEGMENT_SECS: f64 = 20.0;
+
+/// Most seconds a request waits for a part or a blocking playlist reload.
 const MAX_WAIT: Duration = Duration::from_secs(10);
+/// Most seconds the first playlist request waits for the first segment (camera connect,
+/// then a segment's worth of video).
+const FIRST_WAIT: Duration = Duration::from_secs(20);
 
 impl Hls {
     pub fn new(cfg: HlsConfig) -> Hls {
@@ -173,15 +179,18 @@ impl Hls {
         let Some(m) = w.muxer.as_mut() else { return };
         // pushing completes the previous frame; the new one stays pending
         let pushed = m.push(f);
-        // a key frame closes the segment once it is long enough, and starts the next
-        if key && !pushed.jump {
+        // a key frame closes the segment once it is long enough, and starts the next; a
+        // camera that sends no key frames still gets its segments closed (memory is bounded)
+        if !pushed.jump {
             let current = w
                 .segments
                 .back()
                 .filter(|s| !s.complete)
                 .map_or(0.0, Segment::duration);
             let done = w.muxer.as_ref().map_or(0.0, Muxer::video_done);
-            if current + done >= self.cfg.segment_target {
+            if (key && current + done >= self.cfg.segment_target)
+                || current + done >= MAX_SEGMENT_SECS
+            {
                 self.close_segment(w);
             }
         }
@@ -334,7 +343,7 @@ impl Hls {
             return Err(Error::bad_request("_HLS_part needs _HLS_msn"));
         }
         if !self
-            .wait_for(MAX_WAIT, |w| w.segments.iter().any(|s| s.complete))
+            .wait_for(FIRST_WAIT, |w| w.segments.iter().any(|s| s.complete))
             .await
         {
             return Err(Error::unavailable(
@@ -699,6 +708,21 @@ mod tests {
         feed(&h, 60, 60, 25, 0);
         let pl = waiter.await.unwrap().unwrap();
         assert!(pl.contains(&format!("part{next}.1.m4s")), "{pl}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_without_key_frames_cannot_grow_the_window_without_bound() {
+        let h = Hls::new(HlsConfig::default());
+        h.push(Event::Start(tracks(1)));
+        feed(&h, 0, 25 * 300, 1_000_000, 0); // 300 s, one key frame at the start
+        let pl = h.playlist(None, None, "").await.unwrap();
+        assert!(pl.contains("#EXTINF:20.000,"), "{pl}");
+        // three target durations (60 s) plus the segment being built, not 300 s
+        assert!(
+            h.bytes() < 100 * 25 * 100 * 2,
+            "window bounded: {} bytes",
+            h.bytes()
+        );
     }
 
     #[tokio::test]

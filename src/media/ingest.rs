@@ -272,6 +272,7 @@ async fn session(
                 }
                 let pts = f.timestamp().timestamp();
                 let keyframe = f.is_random_access_point();
+                tracing::trace!(camera = %src.camera, pts, keyframe, bytes = f.data().len(), "video frame");
                 fanout.publish(Event::Frame(Frame {
                     kind: TrackKind::Video,
                     pts,

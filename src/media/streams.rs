@@ -74,6 +74,12 @@ impl Streams {
         self.get(id).map_or(State::Idle, |l| l.state())
     }
 
+    /// RTSP sessions opened for the camera since it started (0 when idle).
+    pub fn sessions(&self, id: &str) -> u64 {
+        self.get(id)
+            .map_or(0, |l| l.sessions.load(Ordering::Relaxed))
+    }
+
     pub fn active(&self) -> usize {
         self.map().len()
     }
@@ -139,6 +145,14 @@ impl Streams {
         map.remove(id);
         info!(camera = %id, "stream stopped");
         Ok(true)
+    }
+
+    /// Stops the camera's session whatever holds it (the camera was deleted or changed).
+    pub fn kill(&self, id: &str) {
+        if let Some(live) = self.map().remove(id) {
+            let _ = live.stop.send(true);
+            info!(camera = %id, "stream stopped: the camera changed");
+        }
     }
 
     /// Stops sessions nobody asked for within `STREAM_TIMEOUT`; run every second or so.

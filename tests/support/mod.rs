@@ -2,6 +2,7 @@
 //! directory, and talks to it over HTTP with reqwest.
 #![allow(dead_code)]
 
+pub mod cams;
 #[cfg(feature = "postgres")]
 pub mod pg;
 

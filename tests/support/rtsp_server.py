@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Independent test cameras: GStreamer's rtsp-server on a loopback port.
 
-Usage: /usr/bin/python3 rtsp_server.py [--user U --password P]
+Usage: /usr/bin/python3 rtsp_server.py [--user U --password P] [--port N]
 Mounts (each client gets its own pipeline, see DESIGN.md on shared mounts):
   /h264       H.264 640x360 25 fps, 1 s GOP
   /h264aac    the same plus AAC 48 kHz stereo
   /h265       H.265 640x360 25 fps
   /secure     /h264 behind Basic auth (--user/--password)
-  /mjpeg      Motion JPEG (a codec vigia cannot carry)
+  /shared     /h264 as one shared pipeline (each new PLAY re-seeks it: timestamps jump back)
+  /vp8        VP8 (a codec vigia cannot carry)
 /secure is served on a second port. Prints "READY <port> <secure-port>" once listening, and "CONNECT" for every RTSP client connection.
 """
 import sys
@@ -30,23 +31,25 @@ MOUNTS = {
     "/h264": f"( {VIDEO} )",
     "/h264aac": f"( {VIDEO} {AUDIO} )",
     "/h265": "( videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=25/1 "
-    "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 ! rtph265pay name=pay0 pt=96 config-interval=-1 )",
+    "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 option-string=keyint=25:min-keyint=25:scenecut=0:open-gop=0:repeat-headers=1 ! rtph265pay name=pay0 pt=96 config-interval=-1 )",
     "/secure": f"( {VIDEO} )",
-    "/mjpeg": "( videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=10/1 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )",
+    "/shared": f"( {VIDEO} )",
+    "/vp8": "( videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=10/1 ! vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96 )",
 }
 
 
-def serve(mounts, auth=None):
+def serve(mounts, auth=None, port=0):
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
-    server.set_service("0")
+    server.set_service(str(port))
     if auth:
         server.set_auth(auth)
     points = server.get_mount_points()
     for path, launch in mounts.items():
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch)
-        factory.set_shared(False)
+        # /shared is re-seeked to 0 by every new client's PLAY: timestamps jump back
+        factory.set_shared(path == "/shared")
         if auth:
             perms = GstRtspServer.RTSPPermissions()
             perms.add_role("user")
@@ -63,8 +66,9 @@ def main():
     args = sys.argv[1:]
     user = args[args.index("--user") + 1] if "--user" in args else "cam"
     password = args[args.index("--password") + 1] if "--password" in args else "campass"
+    fixed = int(args[args.index("--port") + 1]) if "--port" in args else 0
     open_mounts = {k: v for k, v in MOUNTS.items() if k != "/secure"}
-    port = serve(open_mounts)
+    port = serve(open_mounts, port=fixed)
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken()
     token.set_string("media.factory.role", "user")

@@ -1,0 +1,151 @@
+//! Independent test cameras: GStreamer's rtsp-server (tests/support/rtsp_server.py) run with
+//! Debian's /usr/bin/python3, which has the `gi` bindings.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const INSTALL: &str = "apt-get install -y --no-install-recommends gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
+gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad \
+gstreamer1.0-libav gstreamer1.0-tools python3-gi ffmpeg (./scripts/test.sh does this)";
+
+pub struct GstCams {
+    child: Child,
+    pub port: u16,
+    pub secure_port: u16,
+    /// RTSP client connections the server saw.
+    pub connects: Arc<AtomicUsize>,
+}
+
+impl GstCams {
+    pub fn start() -> GstCams {
+        Self::start_args(&[])
+    }
+
+    pub fn start_args(args: &[&str]) -> GstCams {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_server.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run /usr/bin/python3 ({e}); install: {INSTALL}"));
+        let out = child.stdout.take().unwrap();
+        let connects = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let c2 = connects.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("READY ") {
+                    let _ = tx.send(rest.to_string());
+                } else if line == "CONNECT" {
+                    c2.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                panic!("the GStreamer RTSP server did not start; install: {INSTALL}")
+            });
+        let mut ports = ready.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+        GstCams {
+            child,
+            port: ports.next().unwrap(),
+            secure_port: ports.next().unwrap(),
+            connects,
+        }
+    }
+
+    pub fn url(&self, mount: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{mount}", self.port)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connects.load(Ordering::SeqCst)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GstCams {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs ffprobe on `url`: (codec_name, width, height) per stream.
+pub fn ffprobe_streams(url: &str) -> Vec<(String, String, String)> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,codec_tag_string,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(url)
+        .output()
+        .unwrap_or_else(|e| panic!("ffprobe: {e}; install: {INSTALL}"));
+    assert!(
+        out.status.success(),
+        "ffprobe {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "ffprobe complained: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // HLS input lists its streams twice (in the program, then globally): keep each once
+    let mut v: Vec<(String, String, String)> = Vec::new();
+    for l in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
+        let f: Vec<&str> = l.split(',').collect();
+        let s = (
+            f[0].to_string(),
+            f.get(1).unwrap_or(&"").to_string(),
+            f[2..].join("x"),
+        );
+        if !v.contains(&s) {
+            v.push(s);
+        }
+    }
+    v
+}
+
+/// `ffmpeg -v error -i <url> -t <secs> -f null -`: what it printed (nothing is good).
+pub fn ffmpeg_decode(url: &str, secs: u32) -> String {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-t",
+            &secs.to_string(),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("ffmpeg: {e}; install: {INSTALL}"));
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
