@@ -14,6 +14,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod camera;
+pub mod camsim;
 pub mod clock;
 pub mod config;
 pub mod error;

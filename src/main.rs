@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Run the NVR service.
     Serve(ServeArgs),
+    /// Simulated RTSP cameras playing pre-encoded fixtures (load and fault tests, demos).
+    Camsim(CamsimArgs),
     /// Store maintenance.
     Store {
         #[command(subcommand)]
@@ -43,6 +45,67 @@ struct MigrateArgs {
     /// PEM CA certificate(s) of the PostgreSQL server (TLS).
     #[arg(long, env = "DB_CA_CERT")]
     db_ca_cert: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct CamsimArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:8554")]
+    listen: std::net::SocketAddr,
+    /// User name cameras with the `auth` option require (Digest).
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// Password cameras with the `auth` option require.
+    #[arg(long, default_value = "camsim")]
+    password: String,
+    /// H.264 Annex B fixture with access unit delimiters (default: the embedded 360p one).
+    #[arg(long)]
+    fixture: Option<std::path::PathBuf>,
+    /// AAC ADTS fixture (default: the embedded one).
+    #[arg(long)]
+    audio_fixture: Option<std::path::PathBuf>,
+    /// Print SESSION/END lines for every RTSP session.
+    #[arg(long)]
+    events: bool,
+}
+
+fn camsim(a: CamsimArgs) -> i32 {
+    use vigia::camsim::{fixture, Camsim, Media};
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let media = (|| -> Result<Media, String> {
+        let main = match &a.fixture {
+            Some(p) => fixture::Video::parse(&read(p)?)?,
+            None => fixture::Video::parse(fixture::embedded::H264_360P)?,
+        };
+        let alt = fixture::Video::parse(fixture::embedded::H264_180P)?;
+        let audio = match &a.audio_fixture {
+            Some(p) => fixture::Audio::parse_adts(&read(p)?)?,
+            None => fixture::Audio::parse_adts(fixture::embedded::AAC_48K)?,
+        };
+        Ok(Media::new(&main, &alt, &audio))
+    })();
+    let media = match media {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("vigia camsim: bad fixture: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let sim = Camsim::new(media, &a.user, &a.password, a.events);
+    runtime().block_on(async move {
+        match vigia::camsim::start(sim, a.listen).await {
+            Ok(addr) => {
+                println!("READY {}", addr.port());
+                eprintln!("vigia camsim: cameras at rtsp://{addr}/<name>[/audio][/dropN][/stallN][/switchN][/auth]");
+                std::future::pending::<()>().await;
+                0
+            }
+            Err(e) => {
+                eprintln!("vigia camsim: cannot listen on {}: {e}", a.listen);
+                1
+            }
+        }
+    })
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -156,6 +219,7 @@ fn main() {
                 std::process::exit(code);
             }
         }
+        Command::Camsim(args) => std::process::exit(camsim(args)),
         Command::Store {
             command: StoreCommand::Migrate(args),
         } => {

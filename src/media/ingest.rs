@@ -108,10 +108,13 @@ enum Failure {
 }
 
 fn classify(e: retina::Error) -> Failure {
+    // retina's message is several lines (the error, then connection details): keep the first
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("").trim().to_string();
     if e.status_code() == Some(401) {
-        Failure::Unauthorized(e.to_string())
+        Failure::Unauthorized(first)
     } else {
-        Failure::Other(e.to_string())
+        Failure::Other(first)
     }
 }
 
@@ -213,7 +216,11 @@ async fn session(
     if let Some(a) = audio_i {
         timed("SETUP", s.setup(a, setup())).await?;
     }
-    let playing = timed("PLAY", s.play(PlayOptions::default())).await?;
+    // many cameras leave rtptime out of RTP-Info: start each stream's timeline at its first
+    // packet rather than refuse them
+    let play = PlayOptions::default()
+        .initial_timestamp(retina::client::InitialTimestampPolicy::Permissive);
+    let playing = timed("PLAY", s.play(play)).await?;
     let mut d = playing.demuxed().map_err(classify)?;
     let mut started = false;
     loop {

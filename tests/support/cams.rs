@@ -149,3 +149,64 @@ pub fn ffmpeg_decode(url: &str, secs: u32) -> String {
     );
     String::from_utf8_lossy(&out.stderr).to_string()
 }
+
+/// Our own simulator (`vigia camsim`), for faults and load.
+pub struct Camsim {
+    child: Child,
+    pub port: u16,
+    sessions: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Camsim {
+    pub fn start() -> Camsim {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigia"))
+            .args(["camsim", "--listen", "127.0.0.1:0", "--events"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let sessions = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = sessions.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(p) = line.strip_prefix("READY ") {
+                    let _ = tx.send(p.parse::<u16>().unwrap());
+                } else if let Some(cam) = line.strip_prefix("SESSION ") {
+                    s2.lock().unwrap().push(cam.to_string());
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("camsim started");
+        Camsim {
+            child,
+            port,
+            sessions,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// RTSP sessions played for camera `name` (e.g. "cam1").
+    pub fn sessions(&self, name: &str) -> usize {
+        self.sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.trim_start_matches('/') == name)
+            .count()
+    }
+}
+
+impl Drop for Camsim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
