@@ -17,6 +17,7 @@ pub mod camera;
 pub mod camsim;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod media;
 pub mod store;

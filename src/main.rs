@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Run the NVR service.
     Serve(ServeArgs),
+    /// Try vigia without cameras: simulated cameras, a server on a throwaway store, an admin.
+    Demo(ServeArgs),
     /// Simulated RTSP cameras playing pre-encoded fixtures (load and fault tests, demos).
     Camsim(CamsimArgs),
     /// Store maintenance.
@@ -220,6 +222,23 @@ fn main() {
             }
         }
         Command::Camsim(args) => std::process::exit(camsim(args)),
+        Command::Demo(mut args) => {
+            // a demo listens on loopback unless told otherwise
+            args.listen_addr
+                .get_or_insert_with(|| "127.0.0.1:5000".into());
+            let config = match Config::from_args(&args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("vigia: {e}");
+                    std::process::exit(EXIT_CONFIG);
+                }
+            };
+            init_logging();
+            if let Err(e) = runtime().block_on(vigia::demo::run(config)) {
+                tracing::error!("{}", e.message);
+                std::process::exit(1);
+            }
+        }
         Command::Store {
             command: StoreCommand::Migrate(args),
         } => {

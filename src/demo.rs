@@ -1,0 +1,124 @@
+//! `vigia demo`: everything a newcomer needs to watch video with one command. It starts the
+//! camera simulator on loopback with four cameras (channels of one simulated DVR, the first
+//! with audio), a vigia server on a fresh embedded store in a temporary directory, an admin
+//! with a random password, and prints the logins, the `hls_url`s and a line to try.
+
+use std::sync::Arc;
+
+use crate::app::{self, App};
+use crate::camera::{self, url};
+use crate::camsim::{self, Camsim, Media};
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::media::ingest::Source;
+use crate::store::{Brand, Camera, CreateMode, NewUser, Role, Transport};
+
+const CAMERAS: u32 = 4;
+
+pub async fn run(mut config: Config) -> Result<()> {
+    let dir = tempfile_dir()?;
+    config.data_dir = dir.clone();
+    config.database = None; // a demo never touches a real database
+    config.recordings_dir = dir.join("recordings");
+    let media =
+        Media::embedded().map_err(|e| Error::internal(format!("embedded fixtures: {e}")))?;
+    let sim = Camsim::new(media, "admin", "camsim", false);
+    let sim_addr = camsim::start(sim, "127.0.0.1:0".parse().expect("literal address"))
+        .await
+        .map_err(|e| Error::internal(format!("camera simulator: {e}")))?;
+
+    let app = App::open(config, Arc::new(SystemClock)).await?;
+    let password = hex::encode(rand::random::<[u8; 6]>());
+    let hash = app.passwords.hash(&password).await?;
+    let admin = app
+        .store
+        .create_user(
+            NewUser {
+                username: "admin".into(),
+                password_hash: hash,
+                role: Role::Admin,
+            },
+            CreateMode::FirstUser,
+        )
+        .await?;
+    let (_, login) = app.tokens.issue(&admin)?;
+    let mut cams = Vec::new();
+    for ch in 1..=CAMERAS {
+        let id = camera::camera_id("127.0.0.1", ch);
+        let path = if ch == 1 {
+            format!("demo{ch}/audio")
+        } else {
+            format!("demo{ch}")
+        };
+        let rtsp = format!("rtsp://admin:camsim@{sim_addr}/{path}");
+        let cam = Camera {
+            rtsp_url_sealed: app.sealer.seal(&id, &rtsp)?,
+            rtsp_url_display: url::masked(&rtsp),
+            name: format!("Demo camera {ch}"),
+            id,
+            ip: "127.0.0.1".into(),
+            channel: ch,
+            brand: Brand::Generic,
+            port: sim_addr.port(),
+            transport: Transport::Tcp,
+            is_active: true,
+            last_seen: None,
+            is_recording: false,
+            created_at: app.clock.now(),
+        };
+        let cam = app.store.create_camera(cam).await?;
+        let (bare, credentials) = url::split_credentials(&rtsp).expect("a well-formed URL");
+        app.streams.start(Source {
+            camera: cam.id.clone(),
+            url: bare,
+            credentials,
+            transport: cam.transport,
+        })?;
+        cams.push((cam.id.clone(), app.tokens.issue_player(&login, &cam.id)?));
+    }
+
+    let listener = tokio::net::TcpListener::bind(app.config.listen_addr)
+        .await
+        .map_err(|e| {
+            Error::internal(format!("cannot listen on {}: {e}", app.config.listen_addr))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let base = format!("http://{addr}");
+    println!(
+        "vigia demo is running at {base}  (Ctrl-C stops it and removes {})",
+        dir.display()
+    );
+    println!("  log in: admin / {password}");
+    println!(
+        "  {CAMERAS} simulated cameras, channels of a DVR at 127.0.0.1 (rtsp://{sim_addr}/…):"
+    );
+    let urls: Vec<String> = cams
+        .iter()
+        .map(|(id, t)| format!("{base}/api/cameras/streams/{id}/index.m3u8?t={t}"))
+        .collect();
+    for ((id, _), u) in cams.iter().zip(&urls) {
+        println!("    {id:<14} {u}");
+    }
+    println!("  watch:  ffplay -fflags nobuffer \"{}\"", urls[0]);
+    println!("  or:     curl -s \"{}\"", urls[0]);
+    println!(
+        "  API:    curl -s -XPOST {base}/api/auth/login -d '{{\"username\":\"admin\",\"password\":\"{password}\"}}'"
+    );
+    app::serve(app.clone(), listener, None, app::shutdown_signal()).await;
+    app.streams.stop_all();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "vigia-demo-{}",
+        hex::encode(rand::random::<[u8; 4]>())
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
