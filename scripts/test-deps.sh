@@ -19,8 +19,12 @@ PACKAGES=(
   gstreamer1.0-tools
   python3-gi
   ffmpeg
+  # a real browser for hls.js (without --no-install-recommends it pulls an mDNS daemon)
+  chromium
 )
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for p in "${PACKAGES[@]}"; do
   [[ $p == \#* ]] && continue
@@ -28,8 +32,18 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Node.js comes with the machine image; Debian's is the fallback
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "test-deps: installing nodejs npm"
+  DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+# hls.js and playwright-core for the browser test, at the versions package-lock.json pins
+browser="$(cd "$(dirname "$0")/../tests/browser" && pwd)"
+if [ ! -d "$browser/node_modules/hls.js" ] || [ ! -d "$browser/node_modules/playwright-core" ]; then
+  echo "test-deps: npm ci in tests/browser"
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
