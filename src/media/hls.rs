@@ -210,12 +210,17 @@ impl Hls {
             w.waiting_key = true;
             return;
         }
+        // a part is published as soon as its last frame is here: the waiting frames go in
+        // with an estimated duration, corrected by the next frame
         if video
             && self.cfg.low_latency
             && w.muxer
                 .as_ref()
-                .is_some_and(|m| m.video_done() >= self.cfg.part_hint)
+                .is_some_and(|m| m.video_buffered() >= self.cfg.part_hint)
         {
+            if let Some(m) = w.muxer.as_mut() {
+                m.complete_pending();
+            }
             self.flush_part(w);
         }
     }
@@ -265,6 +270,9 @@ impl Hls {
 
     /// Ends the segment being built (flushing what the muxer holds) and trims the window.
     fn close_segment(&self, w: &mut Window) {
+        if let Some(m) = w.muxer.as_mut() {
+            m.complete_pending_audio();
+        }
         self.flush_part(w);
         let Some(seg) = w.segments.back_mut() else {
             return;
@@ -342,8 +350,18 @@ impl Hls {
         if part.is_some() && msn.is_none() {
             return Err(Error::bad_request("_HLS_part needs _HLS_msn"));
         }
+        let ll = self.cfg.low_latency;
         if !self
-            .wait_for(FIRST_WAIT, |w| w.segments.iter().any(|s| s.complete))
+            .wait_for(FIRST_WAIT, |w| {
+                // a first playlist that ends exactly at a segment boundary, with no part of
+                // the next segment yet, makes hls.js re-load the last part in a loop: wait
+                // for the next segment's first part (one part time) in LL-HLS
+                w.segments.iter().any(|s| s.complete)
+                    && (!ll
+                        || w.segments
+                            .back()
+                            .is_some_and(|s| !s.complete && !s.parts.is_empty()))
+            })
             .await
         {
             return Err(Error::unavailable(
