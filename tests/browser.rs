@@ -67,8 +67,9 @@ async fn chromium_with_hls_js_plays_the_live_view() {
     eprintln!("browser: {r}");
     assert_eq!(r["fatal"], Value::Null, "hls.js fatal error: {r}");
     assert_eq!(r["started"], true, "{r}");
+    // 8 s of wall time: a stall loop at a segment boundary shows up as less than 6 s played
     assert!(
-        r["advanced"].as_f64().unwrap() > 5.0,
+        r["advanced"].as_f64().unwrap() > 6.0,
         "currentTime advanced too little: {r}"
     );
     assert_eq!(
