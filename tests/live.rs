@@ -532,3 +532,43 @@ async fn timestamps_jumping_back_make_a_discontinuity_not_a_reconnect() {
     assert_eq!(stats["cameras"]["detail"][0]["stream"]["state"], "live");
     assert_eq!(ffmpeg_decode(&url, 3), "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_transport_g711_audio_and_plain_hls() {
+    let cams = GstCams::start();
+    let s = Server::start_with(&[("LOW_LATENCY_HLS", "false")]);
+    let admin = s.bootstrap_admin().await;
+    // UDP for RTP when the camera is set so; G.711 audio is left out with a note, video flows
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.0.30", "rtsp_url": cams.url("h264pcmu"), "transport": "udp"}),
+    )
+    .await;
+    let url = start(&s, &admin, "127.0.0.30").await["hls_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, pl) = get_text(&url).await;
+    assert_eq!(st, 200, "{pl}");
+    assert!(
+        !pl.contains("EXT-X-PART") && !pl.contains("PRELOAD-HINT"),
+        "plain HLS:\n{pl}"
+    );
+    assert!(
+        pl.contains("#EXT-X-VERSION:7") && pl.contains("#EXTINF:"),
+        "{pl}"
+    );
+    let streams = ffprobe_streams(&url);
+    assert_eq!(
+        streams,
+        vec![(
+            "h264".to_string(),
+            "avc1".to_string(),
+            "640x360".to_string()
+        )]
+    );
+    assert_eq!(ffmpeg_decode(&url, 3), "");
+    let st = wait_state(&s, &admin, "127.0.0.30", "live", 5).await;
+    assert!(st["note"].as_str().unwrap().contains("pcmu"), "{st}");
+    assert!(st.get("audio").is_none(), "{st}");
+}

@@ -102,6 +102,7 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
             "active": c.app.streams.active(),
             "max": c.app.config.max_streams,
             "hls_window_bytes": c.app.streams.window_bytes(),
+            "part_publish_ms": c.app.streams.publish_latency_ms().map(|(p50, p99, n)| json!({"p50": p50, "p99": p99, "samples": n})),
         },
         "limits": { "max_streams": c.app.config.max_streams },
         "memory": { "rss_bytes": rss_bytes() },

@@ -87,7 +87,14 @@ struct Window {
     /// Frames are dropped until a video key frame (after a start or a jump).
     waiting_key: bool,
     version: u64,
+    /// When the newest video frame arrived, and how long parts took to be published after
+    /// their last frame arrived (µs, the most recent [`LATENCY_SAMPLES`]).
+    last_video_arrival: Option<std::time::Instant>,
+    publish_us: VecDeque<u32>,
 }
+
+/// Publish latencies kept per camera.
+const LATENCY_SAMPLES: usize = 512;
 
 /// One camera's live window.
 pub struct Hls {
@@ -129,6 +136,8 @@ impl Hls {
                 next_start: None,
                 waiting_key: true,
                 version: 0,
+                last_video_arrival: None,
+                publish_us: VecDeque::new(),
             }),
             changed,
         }
@@ -176,6 +185,9 @@ impl Hls {
         let _ = m;
         let key = video && f.keyframe;
         let wall = f.wall;
+        if video {
+            w.last_video_arrival = Some(f.arrived);
+        }
         let Some(m) = w.muxer.as_mut() else { return };
         // pushing completes the previous frame; the new one stays pending
         let pushed = m.push(f);
@@ -261,6 +273,13 @@ impl Hls {
                 duration,
                 independent,
             });
+        }
+        if let Some(t) = w.last_video_arrival {
+            if w.publish_us.len() == LATENCY_SAMPLES {
+                w.publish_us.pop_front();
+            }
+            w.publish_us
+                .push_back(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
         }
         if w.part_target.is_none() {
             w.max_part = w.max_part.max(duration);
@@ -572,6 +591,11 @@ impl Hls {
             return Err(nf());
         }
         Err(nf())
+    }
+
+    /// Recent part publish latencies in µs (last frame of a part received → part listed).
+    pub fn publish_latencies(&self) -> Vec<u32> {
+        self.lock().publish_us.iter().copied().collect()
     }
 
     /// Bytes held by the window (for stats).

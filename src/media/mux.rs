@@ -55,8 +55,14 @@ impl Lane {
             || delta > i64::from(u32::MAX)
     }
 
+    /// Makes `p` a sample of `duration` ticks. A sample lasts at least a millisecond (a
+    /// camera sending near-equal timestamps would otherwise make samples players collapse);
+    /// what it borrows is taken back from the next one, so the timeline stays on time.
     fn complete(&mut self, p: Frame, duration: i64) {
-        let duration = duration.clamp(1, i64::from(u32::MAX)) as u32;
+        let min = i64::from((self.timescale / 1000).max(1));
+        let d = duration.clamp(min, i64::from(u32::MAX));
+        self.carry += duration - d;
+        let duration = d as u32;
         let sync = p.keyframe || p.kind == TrackKind::Audio;
         self.done.push(Sample {
             duration,

@@ -175,6 +175,21 @@ impl Streams {
         }
     }
 
+    /// Part publish latency over all cameras: (p50, p99, samples) in milliseconds.
+    pub fn publish_latency_ms(&self) -> Option<(f64, f64, usize)> {
+        let mut all: Vec<u32> = self
+            .map()
+            .values()
+            .flat_map(|l| l.hls.publish_latencies())
+            .collect();
+        if all.is_empty() {
+            return None;
+        }
+        all.sort_unstable();
+        let at = |q: f64| f64::from(all[((all.len() - 1) as f64 * q).round() as usize]) / 1000.0;
+        Some((at(0.5), at(0.99), all.len()))
+    }
+
     /// Bytes held by all HLS windows.
     pub fn window_bytes(&self) -> usize {
         self.map().values().map(|l| l.hls.bytes()).sum()

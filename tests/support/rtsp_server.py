@@ -7,6 +7,7 @@ Mounts (each client gets its own pipeline, see DESIGN.md on shared mounts):
   /h264aac    the same plus AAC 48 kHz stereo
   /h265       H.265 640x360 25 fps
   /secure     /h264 behind Basic auth (--user/--password)
+  /h264pcmu   /h264 plus G.711 mu-law audio (which HLS cannot carry)
   /shared     /h264 as one shared pipeline (each new PLAY re-seeks it: timestamps jump back)
   /vp8        VP8 (a codec vigia cannot carry)
 /secure is served on a second port. Prints "READY <port> <secure-port>" once listening, and "CONNECT" for every RTSP client connection.
@@ -34,6 +35,7 @@ MOUNTS = {
     "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 option-string=keyint=25:min-keyint=25:scenecut=0:open-gop=0:repeat-headers=1 ! rtph265pay name=pay0 pt=96 config-interval=-1 )",
     "/secure": f"( {VIDEO} )",
     "/shared": f"( {VIDEO} )",
+    "/h264pcmu": f"( {VIDEO} audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0 )",
     "/vp8": "( videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=10/1 ! vp8enc deadline=1 ! rtpvp8pay name=pay0 pt=96 )",
 }
 
