@@ -23,6 +23,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::media::hls::HlsConfig;
+use crate::media::recordings::{RecordingConfig, Recordings};
 use crate::media::streams::Streams;
 use crate::store::{self, DynStore};
 
@@ -37,6 +38,7 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
     pub streams: Arc<Streams>,
+    pub recordings: Arc<Recordings>,
 }
 
 /// Most connections served at once; more wait in the kernel's backlog.
@@ -100,7 +102,27 @@ impl App {
         };
         let store: DynStore = store::open(&config).await?;
         check_key(store.as_ref(), &secret, config.database.is_some()).await?;
+        let streams = Streams::new(
+            config.max_streams as usize,
+            Duration::from_secs(config.stream_timeout_secs),
+            HlsConfig {
+                low_latency: config.low_latency_hls,
+                ..HlsConfig::default()
+            },
+        );
+        let recordings = Recordings::new(
+            store.clone(),
+            streams.clone(),
+            RecordingConfig {
+                root: config.recordings_dir.clone(),
+                segment: Duration::from_secs(config.recording_segment_secs),
+                sync_every: Duration::from_secs(config.recording_sync_secs),
+                fragment: Duration::from_secs(1),
+                min_free_bytes: config.min_free_disk_mb * 1024 * 1024,
+            },
+        );
         Ok(Arc::new(App {
+            recordings,
             tokens: Tokens::new(
                 &secret,
                 config.jwt_algorithm,
@@ -110,14 +132,7 @@ impl App {
             passwords: Passwords::new()?,
             limiter: LoginLimiter::new(clock.clone()),
             sealer: Sealer::new(&secret),
-            streams: Streams::new(
-                config.max_streams as usize,
-                Duration::from_secs(config.stream_timeout_secs),
-                HlsConfig {
-                    low_latency: config.low_latency_hls,
-                    ..HlsConfig::default()
-                },
-            ),
+            streams,
             store,
             clock,
             config,
@@ -163,6 +178,74 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
+/// Crash recovery, before the listener is bound: every recording row left `recording` by a
+/// process that died is reconciled with its file (partial tail cut, duration and size from
+/// what is whole, status `recovered`; `missing` when the file is gone).
+pub async fn recover_recordings(app: &App) -> Result<()> {
+    let started = Instant::now();
+    let open = app.store.open_recordings().await?;
+    for r in &open {
+        match crate::media::recorder::recover(&app.store, &app.config.recordings_dir, r).await {
+            Ok(r) => {
+                info!(recording = r.id, camera = %r.camera_id, status = r.status.as_str(), seconds = r.duration_sec, "recording reconciled after a crash")
+            }
+            Err(e) => warn!(recording = r.id, error = %e, "cannot reconcile a recording"),
+        }
+    }
+    if !open.is_empty() {
+        info!(
+            recordings = open.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "crash recovery done"
+        );
+    }
+    Ok(())
+}
+
+/// Restarts the continuous recordings that were running when vigia stopped (cleanly or not):
+/// cameras still flagged `is_recording` whose last recording is continuous. A box that reboots
+/// after a power cut goes on recording without anyone logging in.
+pub async fn resume_recordings(app: &Arc<App>) {
+    let cams = match app.store.cameras().await {
+        Ok(c) => c,
+        Err(e) => return warn!(error = %e, "cannot list cameras to resume recordings"),
+    };
+    for cam in cams.into_iter().filter(|c| c.is_recording) {
+        let filter = crate::store::RecordingFilter {
+            camera_ids: Some(vec![cam.id.clone()]),
+            limit: 1,
+            ..Default::default()
+        };
+        let last = app
+            .store
+            .recordings(&filter)
+            .await
+            .ok()
+            .and_then(|v| v.into_iter().next());
+        let resume = cam.is_active && last.as_ref().is_some_and(|r| r.continuous);
+        if !resume {
+            let patch = crate::store::CameraPatch {
+                is_recording: Some(false),
+                ..Default::default()
+            };
+            let _ = app.store.update_camera(&cam.id, patch).await;
+            continue;
+        }
+        let user = last.and_then(|r| r.user_id);
+        let app2 = app.clone();
+        tokio::spawn(async move {
+            let src = match crate::media::ingest::Source::of(&app2.sealer, &cam) {
+                Ok(s) => s,
+                Err(e) => return warn!(camera = %cam.id, error = %e, "cannot resume recording"),
+            };
+            match app2.recordings.start(src, user, None, None).await {
+                Ok(id) => info!(camera = %cam.id, recording = id, "continuous recording resumed"),
+                Err(e) => warn!(camera = %cam.id, error = %e, "cannot resume recording"),
+            }
+        });
+    }
+}
+
 /// Prunes expired revocations every hour; stops idle camera sessions every second.
 fn spawn_upkeep(app: Arc<App>) {
     let streams = app.streams.clone();
@@ -193,6 +276,7 @@ pub async fn run(config: Config) -> Result<()> {
         None => None,
     };
     let app = App::open(config, Arc::new(SystemClock)).await?;
+    recover_recordings(&app).await?;
     let listener = TcpListener::bind(app.config.listen_addr)
         .await
         .map_err(|e| {
@@ -204,7 +288,11 @@ pub async fn run(config: Config) -> Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%addr, "listening on {scheme}://{addr}");
     spawn_upkeep(app.clone());
+    resume_recordings(&app).await;
     serve(app.clone(), listener, tls, shutdown_signal()).await;
+    app.recordings
+        .stop_all(crate::media::recordings::SHUTDOWN)
+        .await;
     app.streams.stop_all();
     info!("stopped");
     Ok(())

@@ -71,6 +71,15 @@ pub struct ServeArgs {
     /// PEM private key; with TLS_CERT, serve HTTPS.
     #[arg(long, env = "TLS_KEY")]
     pub tls_key: Option<String>,
+    /// Seconds after which a continuous recording rotates to a new file.
+    #[arg(long, env = "RECORDING_SEGMENT_SECONDS")]
+    pub recording_segment_seconds: Option<String>,
+    /// Most seconds between fdatasync calls of a recording file.
+    #[arg(long, env = "RECORDING_SYNC_SECONDS")]
+    pub recording_sync_seconds: Option<String>,
+    /// Free space (MiB) under RECORDINGS_DIR below which recordings do not start.
+    #[arg(long, env = "MIN_FREE_DISK_MB")]
+    pub min_free_disk_mb: Option<String>,
     /// postgres://user:pass@host:port/db?sslmode=require: use PostgreSQL instead of redb.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -156,6 +165,9 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `Some`: Postgres mode; `None`: the embedded redb store.
     pub database: Option<DbConfig>,
+    pub recording_segment_secs: u64,
+    pub recording_sync_secs: u64,
+    pub min_free_disk_mb: u64,
 }
 
 /// A setting that cannot be used, named by its variable.
@@ -373,6 +385,21 @@ impl Config {
             ));
         }
         Ok(Config {
+            recording_segment_secs: int(
+                "RECORDING_SEGMENT_SECONDS",
+                &a.recording_segment_seconds,
+                900,
+                10,
+                86400,
+            )?,
+            recording_sync_secs: int(
+                "RECORDING_SYNC_SECONDS",
+                &a.recording_sync_seconds,
+                5,
+                1,
+                3600,
+            )?,
+            min_free_disk_mb: int("MIN_FREE_DISK_MB", &a.min_free_disk_mb, 1024, 0, 1 << 30)?,
             database,
             listen_addr,
             data_dir,

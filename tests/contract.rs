@@ -185,6 +185,62 @@ fn cases(uid: i64, cam: &str) -> Vec<Case> {
             Value::Null,
             Some("/api/cameras/streams/10.99.99.99/index.m3u8".into()),
         ),
+        c(
+            "POST",
+            "/api/nvr/record/{}",
+            format!("/api/nvr/record/{cam}"),
+            "token",
+            json!({"duration": 5}),
+            Some("/api/nvr/record/10.99.99.99".into()),
+        ),
+        c(
+            "DELETE",
+            "/api/nvr/record/{}",
+            format!("/api/nvr/record/{cam}"),
+            "token",
+            Value::Null,
+            Some("/api/nvr/record/10.99.99.99".into()),
+        ),
+        c(
+            "POST",
+            "/api/nvr/records/batch",
+            "/api/nvr/records/batch".into(),
+            "token",
+            json!({"ips": [cam], "duration": 5}),
+            None,
+        ),
+        c(
+            "GET",
+            "/api/nvr/status/{}",
+            format!("/api/nvr/status/{cam}"),
+            "token",
+            Value::Null,
+            Some("/api/nvr/status/10.99.99.99".into()),
+        ),
+        c(
+            "GET",
+            "/api/nvr/recordings",
+            "/api/nvr/recordings".into(),
+            "token",
+            Value::Null,
+            None,
+        ),
+        c(
+            "GET",
+            "/api/nvr/recordings/{}/download",
+            "/api/nvr/recordings/1/download".into(),
+            "token",
+            Value::Null,
+            Some("/api/nvr/recordings/99999/download".into()),
+        ),
+        c(
+            "DELETE",
+            "/api/nvr/recordings/{}",
+            "/api/nvr/recordings/1".into(),
+            "token",
+            Value::Null,
+            Some("/api/nvr/recordings/99999".into()),
+        ),
     ]
 }
 
@@ -197,6 +253,7 @@ fn required(pattern: &str, method: &str) -> &'static [&'static str] {
         ("POST", "/api/users/{}/cameras") => &["camera_ips"],
         ("POST", "/api/cameras") => &["ip"],
         ("POST", "/api/cameras/streams/batch") => &["ips"],
+        ("POST", "/api/nvr/records/batch") => &["ips"],
         _ => &[],
     }
 }
@@ -322,6 +379,10 @@ async fn contract(s: Server) {
                 b"",
                 b"{\"username\": 5}",
             ] {
+                // starting a recording takes an optional body: empty means continuous
+                if raw.is_empty() && c.pattern == "/api/nvr/record/{}" {
+                    continue;
+                }
                 let (st, v) = s
                     .call_raw(c.method, &c.path, Some(&admin), raw.to_vec())
                     .await;

@@ -45,14 +45,40 @@ const MATRIX: &[Row] = &[
         name: "GET /api/cameras/stream/{c}",
         expect: [(200, 200), (200, 403), (200, 403)],
     },
-    // not streaming at that point: 404 for whoever may ask
+    // the reset's recording left a (dead) session running: no init yet, but something to stop
     Row {
         name: "GET /api/cameras/streams/{c}/init-1.mp4",
         expect: [(404, 404), (404, 403), (404, 403)],
     },
     Row {
         name: "DELETE /api/cameras/stream/{c}",
+        expect: [(200, 200), (200, 403), (200, 403)],
+    },
+    Row {
+        name: "POST /api/nvr/record/{c}",
+        expect: [(201, 201), (201, 403), (403, 403)],
+    },
+    // not recording at that point
+    Row {
+        name: "DELETE /api/nvr/record/{c}",
+        expect: [(404, 404), (404, 403), (403, 403)],
+    },
+    Row {
+        name: "GET /api/nvr/status/{c}",
+        expect: [(200, 200), (200, 403), (200, 403)],
+    },
+    Row {
+        name: "GET /api/nvr/recordings?camera_ip={c}",
+        expect: [(200, 200), (200, 403), (200, 403)],
+    },
+    // the camera never answered: the row has no file
+    Row {
+        name: "GET /api/nvr/recordings/{id}/download",
         expect: [(404, 404), (404, 403), (404, 403)],
+    },
+    Row {
+        name: "DELETE /api/nvr/recordings/{id}",
+        expect: [(200, 200), (200, 403), (403, 403)],
     },
     // listed (200 = present in the answer, 404 = absent)
     Row {
@@ -67,6 +93,15 @@ const MATRIX: &[Row] = &[
 
 async fn reset(s: &Server, admin: &str, helper_id: i64, ids: &[i64]) {
     for ip in [ASSIGNED, OTHER] {
+        // no recording may outlive a probe (the stop answers once it is final)
+        let _ = s
+            .call(
+                "DELETE",
+                &format!("/api/nvr/record/{ip}"),
+                Some(admin),
+                Value::Null,
+            )
+            .await;
         let _ = s
             .call(
                 "DELETE",
@@ -97,6 +132,41 @@ async fn reset(s: &Server, admin: &str, helper_id: i64, ids: &[i64]) {
         )
         .await;
     assert_eq!(st, 200);
+    // one finished recording per camera, for the download and delete rows
+    for ip in [ASSIGNED, OTHER] {
+        let (st, v) = s
+            .call(
+                "POST",
+                &format!("/api/nvr/record/{ip}"),
+                Some(admin),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        let (st, _) = s
+            .call(
+                "DELETE",
+                &format!("/api/nvr/record/{ip}"),
+                Some(admin),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(st, 200);
+    }
+}
+
+/// The newest recording of `cam`, as the admin sees it.
+async fn recording_of(s: &Server, cam: &str) -> i64 {
+    let admin = s.login("admin", support::ADMIN_PW).await;
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/api/nvr/recordings?camera_ip={cam}&limit=1"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    v["recordings"][0]["id"].as_i64().unwrap()
 }
 
 async fn probe(s: &Server, row: &str, token: &str, cam: &str, helper_id: i64) -> u16 {
@@ -222,13 +292,77 @@ async fn probe(s: &Server, row: &str, token: &str, cam: &str, helper_id: i64) ->
             .await
             .0
             .as_u16(),
+        "POST /api/nvr/record/{c}" => s
+            .call(
+                "POST",
+                &format!("/api/nvr/record/{cam}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
+        "DELETE /api/nvr/record/{c}" => s
+            .call(
+                "DELETE",
+                &format!("/api/nvr/record/{cam}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
+        "GET /api/nvr/status/{c}" => s
+            .call(
+                "GET",
+                &format!("/api/nvr/status/{cam}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
+        "GET /api/nvr/recordings?camera_ip={c}" => s
+            .call(
+                "GET",
+                &format!("/api/nvr/recordings?camera_ip={cam}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16(),
+        "GET /api/nvr/recordings/{id}/download" => {
+            let id = recording_of(s, cam).await;
+            s.call_raw(
+                "GET",
+                &format!("/api/nvr/recordings/{id}/download"),
+                Some(token),
+                Vec::new(),
+            )
+            .await
+            .0
+            .as_u16()
+        }
+        "DELETE /api/nvr/recordings/{id}" => {
+            let id = recording_of(s, cam).await;
+            s.call(
+                "DELETE",
+                &format!("/api/nvr/recordings/{id}"),
+                Some(token),
+                Value::Null,
+            )
+            .await
+            .0
+            .as_u16()
+        }
         other => panic!("no probe for {other}"),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_roles_times_every_camera_endpoint_times_assignment() {
-    matrix(Server::start()).await;
+    matrix(Server::start_with(&[("MIN_FREE_DISK_MB", "1")])).await;
 }
 
 async fn matrix(s: Server) {

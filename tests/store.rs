@@ -118,9 +118,9 @@ mod postgres {
         assert_eq!(
             cluster().psql(
                 name,
-                "SELECT string_agg(version::text, ',') FROM vigia_schema"
+                "SELECT string_agg(version::text, ',' ORDER BY version) FROM vigia_schema"
             ),
-            "1"
+            "1,2"
         );
     }
 

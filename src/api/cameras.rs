@@ -232,7 +232,11 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
         patch.rtsp_url.is_some() || patch.transport.is_some() || patch.is_active == Some(false);
     let cam = c.app.store.update_camera(&cam.id, patch).await?;
     if reconnect {
-        // the next viewer starts a session with the new settings
+        // the next viewer starts a session with the new settings; a recording stops
+        let _ = c
+            .app
+            .recordings
+            .stop(&cam.id, "the camera's settings changed");
         c.app.streams.kill(&cam.id);
     }
     Ok(response::ok(&CameraView::from(&cam)))
@@ -240,6 +244,7 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn delete(c: Ctx) -> Result<Response<Body>> {
     let cam = camera_for(&c, Action::ManageCameras).await?;
+    let _ = c.app.recordings.stop(&cam.id, "the camera was deleted");
     c.app.store.delete_camera(&cam.id).await?;
     c.app.streams.kill(&cam.id);
     Ok(response::message(200, "Camera deleted"))

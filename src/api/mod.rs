@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cameras;
+pub mod nvr;
 pub mod response;
 pub mod streams;
 pub mod system;
@@ -136,6 +137,13 @@ pub static ROUTES: &[Route] = &[
     route!(DELETE "/api/cameras/stream/{}" Token streams::stop),
     route!(POST "/api/cameras/streams/batch" Token streams::batch),
     route!(GET "/api/cameras/streams/{}/{}" Player streams::file),
+    route!(POST "/api/nvr/record/{}" Token nvr::start),
+    route!(DELETE "/api/nvr/record/{}" Token nvr::stop),
+    route!(POST "/api/nvr/records/batch" Token nvr::batch),
+    route!(GET "/api/nvr/status/{}" Token nvr::status),
+    route!(GET "/api/nvr/recordings" Token nvr::list),
+    route!(GET "/api/nvr/recordings/{}/download" Token nvr::download),
+    route!(DELETE "/api/nvr/recordings/{}" Token nvr::delete),
 ];
 
 use crate::camera::url::percent_decode;

@@ -15,7 +15,6 @@ use serde_json::json;
 use super::response::{self, Body};
 use super::Ctx;
 use crate::auth::{authorize, Action};
-use crate::camera::url::split_credentials;
 use crate::error::{Error, Result};
 use crate::media::ingest::Source;
 use crate::store::Camera;
@@ -24,15 +23,7 @@ use crate::store::Camera;
 const MAX_BATCH: usize = 256;
 
 fn source(c: &Ctx, cam: &Camera) -> Result<Source> {
-    let url = c.app.sealer.open(&cam.id, &cam.rtsp_url_sealed)?;
-    let (bare, credentials) = split_credentials(&url)
-        .ok_or_else(|| Error::internal(format!("camera {} has an unusable RTSP URL", cam.id)))?;
-    Ok(Source {
-        camera: cam.id.clone(),
-        url: bare,
-        credentials,
-        transport: cam.transport,
-    })
+    Source::of(&c.app.sealer, cam)
 }
 
 /// Starts (or joins) the camera's session and returns its `hls_url` and state.

@@ -57,6 +57,11 @@ impl Fanout {
         rx
     }
 
+    /// Drops every consumer (their receivers see the end of the stream).
+    pub fn close(&self) {
+        self.subs.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     pub fn consumers(&self) -> usize {
         self.subs.lock().unwrap_or_else(|p| p.into_inner()).len()
     }

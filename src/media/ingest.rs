@@ -89,6 +89,23 @@ pub struct Source {
 }
 
 impl Source {
+    /// The source of a registered camera: its sealed URL opened, credentials split off.
+    pub fn of(
+        sealer: &crate::camera::seal::Sealer,
+        cam: &crate::store::Camera,
+    ) -> crate::error::Result<Source> {
+        let url = sealer.open(&cam.id, &cam.rtsp_url_sealed)?;
+        let (bare, credentials) = crate::camera::url::split_credentials(&url).ok_or_else(|| {
+            crate::error::Error::internal(format!("camera {} has an unusable RTSP URL", cam.id))
+        })?;
+        Ok(Source {
+            camera: cam.id.clone(),
+            url: bare,
+            credentials,
+            transport: cam.transport,
+        })
+    }
+
     /// A message with every credential replaced by `***`.
     fn scrub(&self, msg: String) -> String {
         let mut m = msg;

@@ -7,4 +7,6 @@ pub mod frame;
 pub mod hls;
 pub mod ingest;
 pub mod mux;
+pub mod recorder;
+pub mod recordings;
 pub mod streams;

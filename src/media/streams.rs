@@ -30,6 +30,19 @@ pub struct Live {
 }
 
 impl Live {
+    /// Something other than a viewer (a recording) needs the session.
+    pub fn hold(&self) {
+        self.holds.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Undoes a [`Live::hold`]; the session then lives on as for a viewer that just left.
+    pub fn release(&self) {
+        let _ = self
+            .holds
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| h.checked_sub(1));
+        self.touch();
+    }
+
     pub fn touch(&self) {
         *self.last_access.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
@@ -151,6 +164,7 @@ impl Streams {
     pub fn kill(&self, id: &str) {
         if let Some(live) = self.map().remove(id) {
             let _ = live.stop.send(true);
+            live.fanout.close();
             info!(camera = %id, "stream stopped: the camera changed");
         }
     }
@@ -172,6 +186,7 @@ impl Streams {
     pub fn stop_all(&self) {
         for (_, l) in self.map().drain() {
             let _ = l.stop.send(true);
+            l.fanout.close();
         }
     }
 

@@ -7,8 +7,8 @@ use chrono::{Duration, Utc};
 use futures_util::future::BoxFuture;
 
 use super::{
-    Brand, Camera, CameraPatch, CreateMode, Dump, DynStore, ImportReport, NewUser, Role, Session,
-    Transport,
+    Brand, Camera, CameraPatch, CreateMode, Dump, DynStore, ImportReport, NewRecording, NewUser,
+    RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Transport,
 };
 use crate::error::Kind;
 
@@ -38,6 +38,7 @@ pub const CHECKS: &[Check] = &[
     ("concurrent_writers_keep_uniqueness", |s| {
         Box::pin(concurrent_writers_keep_uniqueness(s))
     }),
+    ("recordings_index", |s| Box::pin(recordings_index(s))),
     ("key_fingerprint_is_kept", |s| {
         Box::pin(key_fingerprint_is_kept(s))
     }),
@@ -78,6 +79,24 @@ pub async fn populate(s: &DynStore) -> Dump {
     s.revoke_token("revoked-jti", Utc::now() + Duration::hours(2))
         .await
         .unwrap();
+    let r = s
+        .create_recording(NewRecording {
+            camera_id: "10.0.0.1".into(),
+            user_id: Some(u.id),
+            path: "10.0.0.1/2026/11/27/100000-1.mp4".into(),
+            start_time: Utc::now() - Duration::minutes(5),
+            continuous: false,
+        })
+        .await
+        .unwrap();
+    let end = RecordingEnd {
+        end_time: Utc::now(),
+        duration_sec: 300.0,
+        file_size: 75_000_000,
+        status: RecordingStatus::Completed,
+        note: None,
+    };
+    s.finish_recording(r.id, end).await.unwrap();
     s.export().await.unwrap()
 }
 
@@ -515,6 +534,7 @@ async fn import_is_idempotent_and_all_or_nothing(s: DynStore) {
     assert_eq!(dump.cameras.len(), 3);
     assert_eq!(dump.assignments.len(), 3);
     assert_eq!(dump.revocations.len(), 1);
+    assert_eq!(dump.recordings.len(), 1);
     assert!(
         dump.users.iter().all(|(_, h)| h.starts_with("$argon2id$")),
         "hashes travel"
@@ -526,7 +546,8 @@ async fn import_is_idempotent_and_all_or_nothing(s: DynStore) {
             users: (0, 3),
             cameras: (0, 3),
             assignments: (0, 3),
-            revocations: (0, 1)
+            revocations: (0, 1),
+            recordings: (0, 1),
         },
         "importing what is there changes nothing"
     );
@@ -566,4 +587,154 @@ async fn import_is_idempotent_and_all_or_nothing(s: DynStore) {
         "ids continue after imported ones: {}",
         next.id
     );
+}
+
+fn new_recording(cam: &str, minutes_ago: i64, continuous: bool) -> NewRecording {
+    let start = Utc::now() - Duration::minutes(minutes_ago);
+    NewRecording {
+        camera_id: cam.into(),
+        user_id: Some(1),
+        path: format!("{cam}/{}.mp4", start.timestamp_micros()),
+        start_time: start,
+        continuous,
+    }
+}
+
+async fn recordings_index(s: DynStore) {
+    let a = s
+        .create_recording(new_recording("cam-a", 30, false))
+        .await
+        .unwrap();
+    let b = s
+        .create_recording(new_recording("cam-b", 20, true))
+        .await
+        .unwrap();
+    let c = s
+        .create_recording(new_recording("cam-a", 10, false))
+        .await
+        .unwrap();
+    assert!(a.id > 0 && b.id > a.id && c.id > b.id, "ids increase");
+    assert_eq!(
+        (a.status, a.end_time, a.file_size),
+        (RecordingStatus::Recording, None, 0)
+    );
+    assert_eq!(s.recording(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.recording(9999).await.unwrap(), None);
+    let all = RecordingFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let ids = |v: Vec<super::Recording>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.recordings(&all).await.unwrap()),
+        vec![c.id, b.id, a.id],
+        "newest first"
+    );
+    let only_a = RecordingFilter {
+        camera_ids: Some(vec!["cam-a".into()]),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(ids(s.recordings(&only_a).await.unwrap()), vec![c.id, a.id]);
+    let none = RecordingFilter {
+        camera_ids: Some(vec![]),
+        limit: 100,
+        ..Default::default()
+    };
+    assert!(
+        s.recordings(&none).await.unwrap().is_empty(),
+        "an empty camera list sees nothing"
+    );
+    let window = RecordingFilter {
+        since: Some(Utc::now() - Duration::minutes(25)),
+        until: Some(Utc::now() - Duration::minutes(15)),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(ids(s.recordings(&window).await.unwrap()), vec![b.id]);
+    let page = RecordingFilter {
+        limit: 1,
+        offset: 1,
+        ..Default::default()
+    };
+    assert_eq!(ids(s.recordings(&page).await.unwrap()), vec![b.id]);
+    let mut open = ids(s.open_recordings().await.unwrap());
+    open.sort();
+    assert_eq!(open, vec![a.id, b.id, c.id]);
+    assert!(
+        s.oldest_recordings(10).await.unwrap().is_empty(),
+        "running ones are never offered"
+    );
+    assert_eq!(
+        s.delete_recording(a.id).await.unwrap_err().kind,
+        Kind::Conflict
+    );
+    let end = Utc::now();
+    let done = s
+        .finish_recording(
+            a.id,
+            RecordingEnd {
+                end_time: end,
+                duration_sec: 6.04,
+                file_size: 123_456,
+                status: RecordingStatus::Completed,
+                note: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status, done.duration_sec, done.file_size),
+        (RecordingStatus::Completed, 6.04, 123_456)
+    );
+    assert_eq!(
+        done.end_time.unwrap().timestamp_micros(),
+        end.timestamp_micros()
+    );
+    assert_eq!(s.recording(a.id).await.unwrap(), Some(done.clone()));
+    s.finish_recording(
+        b.id,
+        RecordingEnd {
+            end_time: end,
+            duration_sec: 1.0,
+            file_size: 1,
+            status: RecordingStatus::Stopped,
+            note: Some("disk full".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids(s.open_recordings().await.unwrap()), vec![c.id]);
+    assert_eq!(
+        ids(s.oldest_recordings(10).await.unwrap()),
+        vec![a.id, b.id],
+        "oldest first"
+    );
+    assert_eq!(ids(s.oldest_recordings(1).await.unwrap()), vec![a.id]);
+    assert_eq!(
+        s.recording(b.id).await.unwrap().unwrap().note.as_deref(),
+        Some("disk full")
+    );
+    s.delete_recording(a.id).await.unwrap();
+    assert_eq!(
+        s.delete_recording(a.id).await.unwrap_err().kind,
+        Kind::NotFound
+    );
+    assert_eq!(
+        s.finish_recording(
+            a.id,
+            RecordingEnd {
+                end_time: end,
+                duration_sec: 0.0,
+                file_size: 0,
+                status: RecordingStatus::Completed,
+                note: None
+            }
+        )
+        .await
+        .unwrap_err()
+        .kind,
+        Kind::NotFound
+    );
+    assert_eq!(ids(s.recordings(&all).await.unwrap()), vec![c.id, b.id]);
 }

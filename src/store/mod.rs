@@ -147,6 +147,98 @@ pub struct CameraPatch {
     pub is_recording: Option<bool>,
 }
 
+/// Where a recording stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingStatus {
+    /// Being written now.
+    Recording,
+    /// Reached its duration, or rotated to the next file.
+    Completed,
+    /// Stopped by a user, a shutdown, a full disk or a camera change (see `note`).
+    Stopped,
+    /// The process died while writing; reconciled with the file at the next start.
+    Recovered,
+    /// The row's file is gone.
+    Missing,
+}
+
+impl RecordingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingStatus::Recording => "recording",
+            RecordingStatus::Completed => "completed",
+            RecordingStatus::Stopped => "stopped",
+            RecordingStatus::Recovered => "recovered",
+            RecordingStatus::Missing => "missing",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RecordingStatus> {
+        [
+            RecordingStatus::Recording,
+            RecordingStatus::Completed,
+            RecordingStatus::Stopped,
+            RecordingStatus::Recovered,
+            RecordingStatus::Missing,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// One recorded file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    pub id: i64,
+    pub camera_id: String,
+    /// Who started it (kept when a continuous recording resumes after a restart).
+    pub user_id: Option<i64>,
+    /// Path relative to `RECORDINGS_DIR`, built from the camera id and time only.
+    pub path: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub duration_sec: f64,
+    pub file_size: u64,
+    pub status: RecordingStatus,
+    /// Continuous (rotating, resumed after a restart) rather than fixed-duration.
+    pub continuous: bool,
+    /// Why it ended, when that is worth saying.
+    pub note: Option<String>,
+}
+
+/// A recording to create (status `recording`).
+#[derive(Debug, Clone)]
+pub struct NewRecording {
+    pub camera_id: String,
+    pub user_id: Option<i64>,
+    pub path: String,
+    pub start_time: DateTime<Utc>,
+    pub continuous: bool,
+}
+
+/// How a recording ended.
+#[derive(Debug, Clone)]
+pub struct RecordingEnd {
+    pub end_time: DateTime<Utc>,
+    pub duration_sec: f64,
+    pub file_size: u64,
+    pub status: RecordingStatus,
+    pub note: Option<String>,
+}
+
+/// Which recordings to list: newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingFilter {
+    /// `None`: every camera.
+    pub camera_ids: Option<Vec<String>>,
+    /// Recordings that started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Recordings that started before this time.
+    pub until: Option<DateTime<Utc>>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
 /// What a token's subject and id come to, read in one look-up per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Session {
@@ -165,6 +257,7 @@ pub struct Dump {
     pub cameras: Vec<Camera>,
     pub assignments: Vec<(i64, String)>,
     pub revocations: Vec<(String, DateTime<Utc>)>,
+    pub recordings: Vec<Recording>,
 }
 
 /// What an import did: rows added, and rows that were there already.
@@ -174,6 +267,7 @@ pub struct ImportReport {
     pub cameras: (u64, u64),
     pub assignments: (u64, u64),
     pub revocations: (u64, u64),
+    pub recordings: (u64, u64),
 }
 
 impl std::fmt::Display for ImportReport {
@@ -184,7 +278,8 @@ impl std::fmt::Display for ImportReport {
         row(f, "users", self.users)?;
         row(f, "cameras", self.cameras)?;
         row(f, "assignments", self.assignments)?;
-        row(f, "revocations", self.revocations)
+        row(f, "revocations", self.revocations)?;
+        row(f, "recordings", self.recordings)
     }
 }
 
@@ -247,6 +342,20 @@ pub trait Store: Send + Sync + 'static {
     /// differs (and, with `replace`, stores the new one instead); `None` when it matched or
     /// none was stored.
     async fn key_fingerprint(&self, fingerprint: &str, replace: bool) -> Result<Option<String>>;
+
+    /// Creates a recording row with status `recording`.
+    async fn create_recording(&self, new: NewRecording) -> Result<Recording>;
+    /// Ends a recording. `NotFound`.
+    async fn finish_recording(&self, id: i64, end: RecordingEnd) -> Result<Recording>;
+    async fn recording(&self, id: i64) -> Result<Option<Recording>>;
+    /// Newest first, filtered.
+    async fn recordings(&self, filter: &RecordingFilter) -> Result<Vec<Recording>>;
+    /// Rows still marked `recording` (after a crash: to reconcile).
+    async fn open_recordings(&self) -> Result<Vec<Recording>>;
+    /// Up to `limit` finished recordings, oldest first (retention), without a full scan.
+    async fn oldest_recordings(&self, limit: usize) -> Result<Vec<Recording>>;
+    /// Deletes a finished recording's row. `NotFound`; `Conflict` while it is being written.
+    async fn delete_recording(&self, id: i64) -> Result<()>;
 
     /// Every row, for migration.
     async fn export(&self) -> Result<Dump>;

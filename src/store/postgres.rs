@@ -23,14 +23,17 @@ use tokio_postgres::Row;
 use tracing::info;
 
 use super::{
-    Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewUser, Role, Session, Store,
-    Transport, User,
+    Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewRecording, NewUser, Recording,
+    RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Store, Transport, User,
 };
 use crate::config::{DbConfig, DbLocation};
 use crate::error::{Error, Kind, Result};
 
 /// The embedded migrations, in order.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_recordings.sql")),
+];
 
 /// Advisory lock keys ("vigia" + n).
 const MIGRATION_LOCK: i64 = 0x0076_6967_6961_0001;
@@ -284,6 +287,28 @@ impl Tx<'_> {
     async fn batch_execute(&self, sql: &str) -> PgResult<()> {
         self.0.batch_execute(sql).await
     }
+}
+
+const RECORDING_COLUMNS: &str = "id, camera_id, user_id, path, start_time, end_time, \
+    duration_sec, file_size, status, continuous, note";
+
+fn recording_from(row: &Row) -> Result<Recording> {
+    let status: &str = row.try_get("status")?;
+    let size: i64 = row.try_get("file_size")?;
+    Ok(Recording {
+        id: row.try_get("id")?,
+        camera_id: row.try_get("camera_id")?,
+        user_id: row.try_get("user_id")?,
+        path: row.try_get("path")?,
+        start_time: row.try_get("start_time")?,
+        end_time: row.try_get("end_time")?,
+        duration_sec: row.try_get("duration_sec")?,
+        file_size: size.max(0) as u64,
+        status: RecordingStatus::parse(status)
+            .ok_or_else(|| Error::internal(format!("unknown recording status '{status}'")))?,
+        continuous: row.try_get("continuous")?,
+        note: row.try_get("note")?,
+    })
 }
 
 /// The PostgreSQL-backed [`Store`].
@@ -750,6 +775,122 @@ impl Store for PgStore {
             .await?)
     }
 
+    async fn create_recording(&self, new: NewRecording) -> Result<Recording> {
+        let sql = format!(
+            "INSERT INTO recordings (camera_id, user_id, path, start_time, status, continuous)
+             VALUES ($1, $2, $3, $4, 'recording', $5) RETURNING {RECORDING_COLUMNS}"
+        );
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                &sql,
+                &[
+                    &new.camera_id,
+                    &new.user_id,
+                    &new.path,
+                    &micros(new.start_time),
+                    &new.continuous,
+                ],
+            )
+            .await?;
+        recording_from(&row)
+    }
+
+    async fn finish_recording(&self, id: i64, end: RecordingEnd) -> Result<Recording> {
+        let sql = format!(
+            "UPDATE recordings SET end_time = $2, duration_sec = $3, file_size = $4, status = $5, note = $6
+             WHERE id = $1 RETURNING {RECORDING_COLUMNS}"
+        );
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &sql,
+                &[
+                    &id,
+                    &micros(end.end_time),
+                    &end.duration_sec,
+                    &(end.file_size.min(i64::MAX as u64) as i64),
+                    &end.status.as_str(),
+                    &end.note,
+                ],
+            )
+            .await?
+            .ok_or_else(|| Error::not_found(format!("recording {id} not found")))?;
+        recording_from(&row)
+    }
+
+    async fn recording(&self, id: i64) -> Result<Option<Recording>> {
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = $1");
+        let row = self.client().await?.query_opt(&sql, &[&id]).await?;
+        row.as_ref().map(recording_from).transpose()
+    }
+
+    async fn recordings(&self, f: &RecordingFilter) -> Result<Vec<Recording>> {
+        let sql = format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings
+             WHERE ($1::text[] IS NULL OR camera_id = ANY($1))
+               AND ($2::timestamptz IS NULL OR start_time >= $2)
+               AND ($3::timestamptz IS NULL OR start_time < $3)
+             ORDER BY start_time DESC, id DESC LIMIT $4 OFFSET $5"
+        );
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &sql,
+                &[
+                    &f.camera_ids,
+                    &f.since,
+                    &f.until,
+                    &(f.limit.min(i64::MAX as usize) as i64),
+                    &(f.offset.min(i64::MAX as usize) as i64),
+                ],
+            )
+            .await?;
+        rows.iter().map(recording_from).collect()
+    }
+
+    async fn open_recordings(&self) -> Result<Vec<Recording>> {
+        let sql = format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE status = 'recording' ORDER BY id"
+        );
+        let rows = self.client().await?.query(&sql, &[]).await?;
+        rows.iter().map(recording_from).collect()
+    }
+
+    async fn oldest_recordings(&self, limit: usize) -> Result<Vec<Recording>> {
+        let sql = format!(
+            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE status <> 'recording'
+             ORDER BY start_time, id LIMIT $1"
+        );
+        let rows = self.client().await?.query(&sql, &[&(limit as i64)]).await?;
+        rows.iter().map(recording_from).collect()
+    }
+
+    async fn delete_recording(&self, id: i64) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let status: String = tx
+            .query_opt(
+                "SELECT status FROM recordings WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| Error::not_found(format!("recording {id} not found")))?
+            .get(0);
+        if status == "recording" {
+            return Err(Error::conflict(format!(
+                "recording {id} is still being written; stop it first"
+            )));
+        }
+        tx.execute("DELETE FROM recordings WHERE id = $1", &[&id])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn key_fingerprint(&self, fingerprint: &str, replace: bool) -> Result<Option<String>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -813,6 +954,10 @@ impl Store for PgStore {
             .await?
         {
             dump.revocations.push((r.get(0), r.get(1)));
+        }
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recordings ORDER BY id");
+        for r in tx.query(&sql, &[]).await? {
+            dump.recordings.push(recording_from(&r)?);
         }
         tx.commit().await?;
         Ok(dump)
@@ -930,6 +1075,41 @@ impl Store for PgStore {
                 rep.revocations.1 += 1;
             }
         }
+        let insert_recording = format!(
+            "INSERT INTO recordings ({RECORDING_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING"
+        );
+        for r in &dump.recordings {
+            let n = tx
+                .execute(
+                    &insert_recording,
+                    &[
+                        &r.id,
+                        &r.camera_id,
+                        &r.user_id,
+                        &r.path,
+                        &r.start_time,
+                        &r.end_time,
+                        &r.duration_sec,
+                        &(r.file_size.min(i64::MAX as u64) as i64),
+                        &r.status.as_str(),
+                        &r.continuous,
+                        &r.note,
+                    ],
+                )
+                .await?;
+            if n == 1 {
+                rep.recordings.0 += 1;
+            } else {
+                rep.recordings.1 += 1;
+            }
+        }
+        tx.execute(
+            "SELECT setval(pg_get_serial_sequence('recordings', 'id'),
+                           GREATEST((SELECT MAX(id) FROM recordings), 1))",
+            &[],
+        )
+        .await?;
         tx.commit().await?;
         Ok(rep)
     }

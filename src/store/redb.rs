@@ -19,8 +19,8 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewUser, Role, Session, Store,
-    Transport, User,
+    Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewRecording, NewUser, Recording,
+    RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Store, Transport, User,
 };
 use crate::error::{Error, Kind, Result};
 
@@ -38,6 +38,11 @@ const CAMERA_USERS: MultimapTableDefinition<&str, u64> =
     MultimapTableDefinition::new("camera_users");
 const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
 const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+const RECORDINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("recordings");
+/// (start time µs, id): listing newest first and retention oldest first without a scan.
+const REC_BY_START: TableDefinition<(i64, u64), ()> = TableDefinition::new("recordings_by_start");
+/// Ids of recordings still being written.
+const REC_OPEN: TableDefinition<u64, ()> = TableDefinition::new("recordings_open");
 
 macro_rules! storage_errors {
     ($($t:ty),*) => {$(
@@ -83,6 +88,65 @@ enum CameraRow {
         is_recording: bool,
         created_at_us: i64,
     },
+}
+
+#[derive(Serialize, Deserialize)]
+enum RecordingRow {
+    V1 {
+        camera_id: String,
+        user_id: Option<i64>,
+        path: String,
+        start_us: i64,
+        end_us: Option<i64>,
+        duration_sec: f64,
+        file_size: u64,
+        status: RecordingStatus,
+        continuous: bool,
+        note: Option<String>,
+    },
+}
+
+fn recording_row(r: &Recording) -> Result<Vec<u8>> {
+    encode(&RecordingRow::V1 {
+        camera_id: r.camera_id.clone(),
+        user_id: r.user_id,
+        path: r.path.clone(),
+        start_us: to_us(r.start_time),
+        end_us: r.end_time.map(to_us),
+        duration_sec: r.duration_sec,
+        file_size: r.file_size,
+        status: r.status,
+        continuous: r.continuous,
+        note: r.note.clone(),
+    })
+}
+
+fn recording_from_row(id: u64, bytes: &[u8]) -> Result<Recording> {
+    let RecordingRow::V1 {
+        camera_id,
+        user_id,
+        path,
+        start_us,
+        end_us,
+        duration_sec,
+        file_size,
+        status,
+        continuous,
+        note,
+    } = decode(bytes, "recording")?;
+    Ok(Recording {
+        id: id as i64,
+        camera_id,
+        user_id,
+        path,
+        start_time: from_us(start_us),
+        end_time: end_us.map(from_us),
+        duration_sec,
+        file_size,
+        status,
+        continuous,
+        note,
+    })
 }
 
 fn to_us(t: DateTime<Utc>) -> i64 {
@@ -212,6 +276,9 @@ impl RedbStore {
             txn.open_multimap_table(CAMERA_USERS)?;
             txn.open_table(REVOKED)?;
             txn.open_table(SETTINGS)?;
+            txn.open_table(RECORDINGS)?;
+            txn.open_table(REC_BY_START)?;
+            txn.open_table(REC_OPEN)?;
         }
         txn.commit()?;
         Ok(RedbStore { db: Arc::new(db) })
@@ -622,6 +689,158 @@ impl Store for RedbStore {
         .await
     }
 
+    async fn create_recording(&self, new: NewRecording) -> Result<Recording> {
+        self.write(move |txn| {
+            let mut meta = txn.open_table(META)?;
+            let id = meta
+                .get("next_recording_id")?
+                .map(|v| v.value())
+                .unwrap_or(1);
+            meta.insert("next_recording_id", id + 1)?;
+            let r = Recording {
+                id: id as i64,
+                camera_id: new.camera_id,
+                user_id: new.user_id,
+                path: new.path,
+                start_time: from_us(to_us(new.start_time)),
+                end_time: None,
+                duration_sec: 0.0,
+                file_size: 0,
+                status: RecordingStatus::Recording,
+                continuous: new.continuous,
+                note: None,
+            };
+            txn.open_table(RECORDINGS)?
+                .insert(id, recording_row(&r)?.as_slice())?;
+            txn.open_table(REC_BY_START)?
+                .insert((to_us(r.start_time), id), ())?;
+            txn.open_table(REC_OPEN)?.insert(id, ())?;
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn finish_recording(&self, id: i64, end: RecordingEnd) -> Result<Recording> {
+        let rid =
+            u64::try_from(id).map_err(|_| Error::not_found(format!("recording {id} not found")))?;
+        self.write(move |txn| {
+            let mut t = txn.open_table(RECORDINGS)?;
+            let mut r = match t.get(rid)? {
+                Some(v) => recording_from_row(rid, v.value())?,
+                None => return Err(Error::not_found(format!("recording {rid} not found"))),
+            };
+            r.end_time = Some(from_us(to_us(end.end_time)));
+            r.duration_sec = end.duration_sec;
+            r.file_size = end.file_size;
+            r.status = end.status;
+            r.note = end.note;
+            t.insert(rid, recording_row(&r)?.as_slice())?;
+            txn.open_table(REC_OPEN)?.remove(rid)?;
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn recording(&self, id: i64) -> Result<Option<Recording>> {
+        let Ok(rid) = u64::try_from(id) else {
+            return Ok(None);
+        };
+        self.read(|t| {
+            let table = t.open_table(RECORDINGS)?;
+            let row = table.get(rid)?;
+            row.map(|v| recording_from_row(rid, v.value())).transpose()
+        })
+    }
+
+    async fn recordings(&self, f: &RecordingFilter) -> Result<Vec<Recording>> {
+        self.read(|t| {
+            let by_start = t.open_table(REC_BY_START)?;
+            let rows = t.open_table(RECORDINGS)?;
+            let lo = (f.since.map_or(i64::MIN, to_us), 0u64);
+            let hi = (f.until.map_or(i64::MAX, to_us), 0u64);
+            let mut out = Vec::new();
+            let mut skipped = 0;
+            for entry in by_start.range(lo..hi)?.rev() {
+                let (k, _) = entry?;
+                let id = k.value().1;
+                let Some(v) = rows.get(id)? else { continue };
+                let r = recording_from_row(id, v.value())?;
+                if f.camera_ids
+                    .as_ref()
+                    .is_some_and(|ids| !ids.contains(&r.camera_id))
+                {
+                    continue;
+                }
+                if skipped < f.offset {
+                    skipped += 1;
+                    continue;
+                }
+                out.push(r);
+                if out.len() >= f.limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn open_recordings(&self) -> Result<Vec<Recording>> {
+        self.read(|t| {
+            let open = t.open_table(REC_OPEN)?;
+            let rows = t.open_table(RECORDINGS)?;
+            let mut out = Vec::new();
+            for entry in open.iter()? {
+                let id = entry?.0.value();
+                if let Some(v) = rows.get(id)? {
+                    out.push(recording_from_row(id, v.value())?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn oldest_recordings(&self, limit: usize) -> Result<Vec<Recording>> {
+        self.read(|t| {
+            let by_start = t.open_table(REC_BY_START)?;
+            let rows = t.open_table(RECORDINGS)?;
+            let mut out = Vec::new();
+            for entry in by_start.iter()? {
+                let id = entry?.0.value().1;
+                let Some(v) = rows.get(id)? else { continue };
+                let r = recording_from_row(id, v.value())?;
+                if r.status != RecordingStatus::Recording {
+                    out.push(r);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn delete_recording(&self, id: i64) -> Result<()> {
+        let rid =
+            u64::try_from(id).map_err(|_| Error::not_found(format!("recording {id} not found")))?;
+        self.write(move |txn| {
+            let mut t = txn.open_table(RECORDINGS)?;
+            let r = match t.get(rid)? {
+                Some(v) => recording_from_row(rid, v.value())?,
+                None => return Err(Error::not_found(format!("recording {rid} not found"))),
+            };
+            if r.status == RecordingStatus::Recording {
+                return Err(Error::conflict(format!(
+                    "recording {rid} is still being written; stop it first"
+                )));
+            }
+            t.remove(rid)?;
+            txn.open_table(REC_BY_START)?
+                .remove((to_us(r.start_time), rid))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn key_fingerprint(&self, fingerprint: &str, replace: bool) -> Result<Option<String>> {
         let fp = fingerprint.to_string();
         self.write(move |txn| {
@@ -666,6 +885,11 @@ impl Store for RedbStore {
                 let (k, v) = entry?;
                 let exp = Utc.timestamp_opt(v.value(), 0).single().unwrap_or_default();
                 dump.revocations.push((k.value().to_string(), exp));
+            }
+            for entry in t.open_table(RECORDINGS)?.iter()? {
+                let (k, v) = entry?;
+                dump.recordings
+                    .push(recording_from_row(k.value(), v.value())?);
             }
             Ok(dump)
         })
@@ -755,6 +979,25 @@ impl Store for RedbStore {
                     rep.revocations.0 += 1;
                 }
             }
+            let mut recs = txn.open_table(RECORDINGS)?;
+            let mut by_start = txn.open_table(REC_BY_START)?;
+            let mut open = txn.open_table(REC_OPEN)?;
+            let mut next_rec = meta.get("next_recording_id")?.map(|v| v.value()).unwrap_or(1);
+            for r in &dump.recordings {
+                let id = u64::try_from(r.id).map_err(|_| Error::conflict("a recording id is negative"))?;
+                next_rec = next_rec.max(id + 1);
+                if recs.get(id)?.is_some() {
+                    rep.recordings.1 += 1;
+                    continue;
+                }
+                recs.insert(id, recording_row(r)?.as_slice())?;
+                by_start.insert((to_us(r.start_time), id), ())?;
+                if r.status == RecordingStatus::Recording {
+                    open.insert(id, ())?;
+                }
+                rep.recordings.0 += 1;
+            }
+            meta.insert("next_recording_id", next_rec)?;
             Ok(rep)
         })
         .await

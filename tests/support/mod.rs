@@ -187,6 +187,20 @@ impl Server {
         self.log = log;
     }
 
+    /// SIGKILL, as a power cut or an OOM kill would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts again on the same data directory after [`Server::kill9`] or [`Server::stop`].
+    pub fn start_again(&mut self) {
+        let (child, base, log) = spawn(&self.data_dir, &self.env);
+        self.child = child;
+        self.base = base;
+        self.log = log;
+    }
+
     /// SIGTERM, and the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);

@@ -1,0 +1,260 @@
+//! The running recordings: at most one per camera, each a consumer of the camera's shared
+//! session (which it holds, so live view's idle timeout does not stop it), with the limits
+//! users expect: one recording per camera (409), `MAX_RECORDINGS_PER_USER` for non-admins
+//! (429) and free disk space (507).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::ingest::Source;
+use super::recorder::{self, Ending, RecordingPlan};
+use super::streams::Streams;
+use crate::error::{Error, Kind, Result};
+use crate::store::{CameraPatch, DynStore, NewRecording};
+
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    pub root: PathBuf,
+    pub segment: Duration,
+    pub sync_every: Duration,
+    pub fragment: Duration,
+    pub min_free_bytes: u64,
+}
+
+struct Active {
+    /// Tells this session's entry from a later one of the same camera.
+    token: u64,
+    user_id: Option<i64>,
+    started: Instant,
+    current: watch::Receiver<i64>,
+    stop: watch::Sender<Option<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct Recordings {
+    active: Mutex<HashMap<String, Active>>,
+    store: DynStore,
+    streams: Arc<Streams>,
+    pub cfg: RecordingConfig,
+}
+
+/// (total, free) bytes of the file system holding `dir`.
+pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+impl Recordings {
+    pub fn new(store: DynStore, streams: Arc<Streams>, cfg: RecordingConfig) -> Arc<Recordings> {
+        Arc::new(Recordings {
+            active: Mutex::new(HashMap::new()),
+            store,
+            streams,
+            cfg,
+        })
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Running recordings `user` started.
+    pub fn count_for(&self, user: i64) -> usize {
+        self.map()
+            .values()
+            .filter(|a| a.user_id == Some(user))
+            .count()
+    }
+
+    /// (recording id, seconds since it started) of the camera's running recording.
+    pub fn status(&self, camera: &str) -> Option<(i64, f64)> {
+        self.map()
+            .get(camera)
+            .map(|a| (*a.current.borrow(), a.started.elapsed().as_secs_f64()))
+    }
+
+    pub fn running(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Starts recording `src`; returns the recording's id at once (its file opens with the
+    /// camera's first video).
+    /// `limit`: the caller's `MAX_RECORDINGS_PER_USER` (none for admins and the system).
+    pub async fn start(
+        self: &Arc<Self>,
+        src: Source,
+        user_id: Option<i64>,
+        duration: Option<Duration>,
+        limit: Option<usize>,
+    ) -> Result<i64> {
+        let camera = src.camera.clone();
+        if let Some(id) = self.status(&camera).map(|s| s.0) {
+            return Err(Error::conflict(format!(
+                "camera {camera} is already recording (recording {id})"
+            )));
+        }
+        if let (Some(limit), Some(u)) = (limit, user_id) {
+            if self.count_for(u) >= limit {
+                return Err(Error::new(
+                    Kind::TooManyRequests,
+                    format!("you have {limit} recordings running, the limit (MAX_RECORDINGS_PER_USER) is {limit}"),
+                ));
+            }
+        }
+        std::fs::create_dir_all(&self.cfg.root).map_err(|e| {
+            Error::new(
+                Kind::InsufficientStorage,
+                format!(
+                    "cannot create RECORDINGS_DIR {}: {e}",
+                    self.cfg.root.display()
+                ),
+            )
+        })?;
+        let free = free_bytes(&self.cfg.root).unwrap_or(u64::MAX);
+        if free < self.cfg.min_free_bytes {
+            return Err(Error::new(
+                Kind::InsufficientStorage,
+                format!(
+                    "only {} MiB free under {}, below MIN_FREE_DISK_MB ({} MiB)",
+                    free / 1_048_576,
+                    self.cfg.root.display(),
+                    self.cfg.min_free_bytes / 1_048_576
+                ),
+            ));
+        }
+        let live = self.streams.start(src)?;
+        live.hold();
+        let events = live.fanout.subscribe("recorder", 2048);
+        let plan = RecordingPlan {
+            camera_id: camera.clone(),
+            user_id,
+            duration,
+            segment: self.cfg.segment,
+            sync_every: self.cfg.sync_every,
+            fragment: self.cfg.fragment,
+            root: self.cfg.root.clone(),
+        };
+        // the row exists from now on (its file opens with the first video): the id is known at
+        // once, and a camera that never answers shows as a recording with nothing in it
+        let reserved = match self
+            .store
+            .create_recording(NewRecording {
+                camera_id: camera.clone(),
+                user_id,
+                path: recorder::relative_path(&camera, chrono::Utc::now()),
+                start_time: chrono::Utc::now(),
+                continuous: duration.is_none(),
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                live.release();
+                return Err(e);
+            }
+        };
+        let id = reserved.id;
+        let (stop, stop_rx) = watch::channel(None);
+        let (cur_tx, cur_rx) = watch::channel(id);
+        let me = self.clone();
+        let cam = camera.clone();
+        let store = self.store.clone();
+        let token: u64 = rand::random();
+        let task = tokio::spawn(async move {
+            let ending =
+                recorder::run(store.clone(), plan, events, stop_rx, reserved, cur_tx).await;
+            live.release();
+            {
+                let mut map = me.map();
+                if map.get(&cam).is_some_and(|a| a.token == token) {
+                    map.remove(&cam);
+                }
+            }
+            // a continuous recording stopped by a shutdown resumes at the next start
+            let keep_flag = matches!(&ending, Ending::Stopped(why) if why == SHUTDOWN);
+            if !keep_flag {
+                let patch = CameraPatch {
+                    is_recording: Some(false),
+                    ..Default::default()
+                };
+                if let Err(e) = store.update_camera(&cam, patch).await {
+                    warn!(camera = %cam, error = %e, "cannot clear is_recording");
+                }
+            }
+        });
+        let raced = {
+            let mut map = self.map();
+            if map.contains_key(&camera) {
+                true
+            } else {
+                map.insert(
+                    camera.clone(),
+                    Active {
+                        token,
+                        user_id,
+                        started: Instant::now(),
+                        current: cur_rx,
+                        stop: stop.clone(),
+                        task,
+                    },
+                );
+                false
+            }
+        };
+        if raced {
+            // another request started this camera's recording meanwhile: end ours at once
+            stop.send_replace(Some(
+                "another recording of this camera started first".into(),
+            ));
+            return Err(Error::conflict(format!(
+                "camera {camera} is already recording"
+            )));
+        }
+        let patch = CameraPatch {
+            is_recording: Some(true),
+            ..Default::default()
+        };
+        self.store.update_camera(&camera, patch).await?;
+        info!(camera = %camera, recording = id, "recording requested");
+        Ok(id)
+    }
+
+    /// Asks the camera's recording to stop. `NotFound` when it is not recording.
+    pub fn stop(&self, camera: &str, why: &str) -> Result<()> {
+        let map = self.map();
+        let a = map
+            .get(camera)
+            .ok_or_else(|| Error::not_found(format!("camera {camera} is not recording")))?;
+        a.stop.send_replace(Some(why.to_string()));
+        Ok(())
+    }
+
+    /// Stops every recording cleanly (last fragment written, rows final) and waits for them.
+    pub async fn stop_all(&self, why: &str) {
+        let tasks: Vec<_> = {
+            let mut map = self.map();
+            map.drain()
+                .map(|(_, a)| {
+                    a.stop.send_replace(Some(why.to_string()));
+                    a.task
+                })
+                .collect()
+        };
+        let n = tasks.len();
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        if n > 0 {
+            info!(recordings = n, "recordings closed");
+        }
+    }
+}
+
+/// The note of recordings closed by a shutdown (their cameras keep `is_recording`, so
+/// continuous ones resume).
+pub const SHUTDOWN: &str = "vigia shut down";

@@ -1,0 +1,560 @@
+//! PC-NVR recording over real HTTP against independent (GStreamer) and simulated cameras,
+//! judged by ffprobe/ffmpeg: fixed-duration recordings, downloads with Range, deletion, one
+//! RTSP session for watching and recording, recovery after `kill -9`, a camera that drops.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::cams::{Camsim, GstCams};
+use support::{assert_error, Server};
+
+async fn wait_until<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn ffprobe(path: &std::path::Path, entries: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", entries, "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn decodes_silently(path: &std::path::Path) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn recordings(s: &Server, token: &str, query: &str) -> Vec<Value> {
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/api/nvr/recordings{query}"),
+            Some(token),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["recordings"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_six_second_recording_plays_downloads_in_ranges_and_deletes() {
+    let cams = GstCams::start();
+    let s = Server::start_with(&[("MIN_FREE_DISK_MB", "1")]);
+    let admin = s.bootstrap_admin().await;
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.0.40", "rtsp_url": cams.url("h264aac")}),
+    )
+    .await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.0.40",
+            Some(&admin),
+            json!({"duration": 6}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["message"], "Recording started");
+    let id = v["recording_id"].as_i64().unwrap();
+    let (_, st) = s
+        .call(
+            "GET",
+            "/api/nvr/status/127.0.0.40",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        (st["is_recording"].as_bool(), st["recording_id"].as_i64()),
+        (Some(true), Some(id)),
+        "{st}"
+    );
+    let (_, cam) = s
+        .call("GET", "/api/cameras/127.0.0.40", Some(&admin), Value::Null)
+        .await;
+    assert_eq!(cam["is_recording"], true);
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.0.40",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_error(st, &v, 409, "conflict");
+    wait_until("the recording to end", 30, async || {
+        let (_, st) = s
+            .call(
+                "GET",
+                "/api/nvr/status/127.0.0.40",
+                Some(&admin),
+                Value::Null,
+            )
+            .await;
+        (st["is_recording"] == false).then_some(())
+    })
+    .await;
+    let rows = recordings(&s, &admin, "?camera_ip=127.0.0.40").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(
+        (
+            r["id"].as_i64(),
+            r["status"].as_str(),
+            r["camera_ip"].as_str()
+        ),
+        (Some(id), Some("completed"), Some("127.0.0.40"))
+    );
+    let dur = r["duration_sec"].as_f64().unwrap();
+    assert!((5.0..=7.5).contains(&dur), "duration {dur}");
+    let (_, cam) = s
+        .call("GET", "/api/cameras/127.0.0.40", Some(&admin), Value::Null)
+        .await;
+    assert_eq!(cam["is_recording"], false, "is_recording follows the truth");
+
+    // download whole, judge it, then in ranges
+    let url = s.url(&format!("/api/nvr/recordings/{id}/download"));
+    let resp = s.client.get(&url).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "video/mp4");
+    assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    assert!(resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"127.0.0.40-"));
+    let size = resp.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(body.len() as u64, size);
+    assert_eq!(size, r["file_size"].as_u64().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.mp4");
+    std::fs::write(&file, &body).unwrap();
+    let streams = ffprobe(&file, "stream=codec_name");
+    assert_eq!(
+        streams.lines().collect::<Vec<_>>(),
+        vec!["h264", "aac"],
+        "video and audio"
+    );
+    let probed: f64 = ffprobe(&file, "format=duration").parse().unwrap();
+    assert!((5.0..=7.5).contains(&probed), "ffprobe duration {probed}");
+    decodes_silently(&file);
+    let part = s
+        .client
+        .get(&url)
+        .bearer_auth(&admin)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 0-99/{size}")
+    );
+    assert_eq!(part.bytes().await.unwrap(), body.slice(0..100));
+    let tail = s
+        .client
+        .get(&url)
+        .bearer_auth(&admin)
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().await.unwrap(), body.slice(body.len() - 10..));
+    let bad = s
+        .client
+        .get(&url)
+        .bearer_auth(&admin)
+        .header("range", format!("bytes={size}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 416);
+    assert_eq!(
+        bad.headers()["content-range"].to_str().unwrap(),
+        format!("bytes */{size}")
+    );
+
+    let (st, v) = s
+        .call(
+            "DELETE",
+            &format!("/api/nvr/recordings/{id}"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v),
+        (200, json!({"message": "Recording deleted"}))
+    );
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/api/nvr/recordings/{id}"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 404);
+    assert!(recordings(&s, &admin, "").await.is_empty());
+    let on_disk = walk(&s.data_dir.join("recordings"));
+    assert!(on_disk.is_empty(), "file removed: {on_disk:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_and_recorded_is_one_session_and_roles_apply() {
+    let cams = Camsim::start();
+    let s = Server::start_with(&[("MIN_FREE_DISK_MB", "1"), ("MAX_RECORDINGS_PER_USER", "1")]);
+    let admin = s.bootstrap_admin().await;
+    for (ip, cam) in [
+        ("127.0.1.40", "rec1"),
+        ("127.0.1.41", "rec2"),
+        ("127.0.1.42", "rec3"),
+    ] {
+        s.add_camera(
+            &admin,
+            json!({"ip": ip, "rtsp_url": cams.url(&format!("{cam}/audio"))}),
+        )
+        .await;
+    }
+    let (uid, user) = s.add_user(&admin, "ana", "user").await;
+    let (vid, viewer) = s.add_user(&admin, "vic", "viewer").await;
+    for id in [uid, vid] {
+        s.call(
+            "POST",
+            &format!("/api/users/{id}/cameras"),
+            Some(&admin),
+            json!({"camera_ips": ["127.0.1.40", "127.0.1.41"]}),
+        )
+        .await;
+    }
+    let (st, v) = s
+        .call(
+            "GET",
+            "/api/cameras/stream/127.0.1.40",
+            Some(&viewer),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.40",
+            Some(&viewer),
+            Value::Null,
+        )
+        .await;
+    assert_error(st, &v, 403, "forbidden");
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.42",
+            Some(&user),
+            Value::Null,
+        )
+        .await;
+    assert_error(st, &v, 403, "forbidden");
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.40",
+            Some(&user),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.41",
+            Some(&user),
+            Value::Null,
+        )
+        .await;
+    assert_error(st, &v, 429, "too_many_requests");
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .contains("MAX_RECORDINGS_PER_USER"));
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.42",
+            Some(&admin),
+            json!({"duration": 30}),
+        )
+        .await;
+    assert_eq!(st, 201, "admins have no per-user limit");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        cams.sessions("rec1"),
+        1,
+        "watched and recorded: one RTSP session"
+    );
+    // the viewer sees the recordings of assigned cameras only, cannot stop or delete
+    let seen = recordings(&s, &viewer, "").await;
+    assert!(
+        seen.iter().all(|r| r["camera_ip"] == "127.0.1.40"),
+        "{seen:?}"
+    );
+    let (st, _) = s
+        .call(
+            "GET",
+            "/api/nvr/recordings?camera_ip=127.0.1.42",
+            Some(&viewer),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .call(
+            "DELETE",
+            "/api/nvr/record/127.0.1.40",
+            Some(&viewer),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, v) = s
+        .call(
+            "DELETE",
+            "/api/nvr/record/127.0.1.40",
+            Some(&user),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["message"].as_str()),
+        (200, Some("Recording stopped"))
+    );
+    let (st, _) = s
+        .call(
+            "DELETE",
+            "/api/nvr/record/127.0.1.40",
+            Some(&user),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 404, "not recording any more");
+    let rows = recordings(&s, &user, "?camera_ip=127.0.1.40").await;
+    assert_eq!(rows[0]["status"], "stopped");
+    let id = rows[0]["id"].as_i64().unwrap();
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/api/nvr/recordings/{id}"),
+            Some(&viewer),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 403);
+    let running = recordings(&s, &admin, "?camera_ip=127.0.1.42").await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let (st, v) = s
+        .call(
+            "DELETE",
+            &format!("/api/nvr/recordings/{running}"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_error(st, &v, 409, "conflict");
+    for bad in [
+        "/api/nvr/recordings/abc/download",
+        "/api/nvr/recordings/-1/download",
+        "/api/nvr/recordings/..%2F..%2Fetc/download",
+    ] {
+        let (st, _) = s.call("GET", bad, Some(&admin), Value::Null).await;
+        assert_eq!(st, 404, "{bad}");
+    }
+    for q in [
+        "?start_date=yesterday",
+        "?limit=-1",
+        "?limit=100000",
+        "?end_date=2026-13-40",
+    ] {
+        let (st, v) = s
+            .call(
+                "GET",
+                &format!("/api/nvr/recordings{q}"),
+                Some(&admin),
+                Value::Null,
+            )
+            .await;
+        assert_error(st, &v, 400, "bad_request");
+    }
+    assert_eq!(
+        recordings(
+            &s,
+            &admin,
+            "?start_date=2026-01-01&end_date=2099-12-31&limit=1"
+        )
+        .await
+        .len(),
+        1
+    );
+    assert!(recordings(&s, &admin, "?end_date=2000-01-01")
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_at_most_the_last_fragment_and_continuous_recordings_resume() {
+    let cams = Camsim::start();
+    let mut s = Server::start_with(&[("MIN_FREE_DISK_MB", "1")]);
+    let admin = s.bootstrap_admin().await;
+    let ids = ["127.0.1.50", "127.0.1.51", "127.0.1.52", "127.0.1.53"];
+    for (i, ip) in ids.iter().enumerate() {
+        s.add_camera(
+            &admin,
+            json!({"ip": ip, "rtsp_url": cams.url(&format!("crash{i}/audio"))}),
+        )
+        .await;
+        let (st, v) = s
+            .call(
+                "POST",
+                &format!("/api/nvr/record/{ip}"),
+                Some(&admin),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    s.kill9();
+    s.start_again();
+    let rows = recordings(&s, &admin, "?limit=100").await;
+    let recovered: Vec<&Value> = rows.iter().filter(|r| r["status"] == "recovered").collect();
+    assert_eq!(recovered.len(), 4, "{rows:?}");
+    for r in &recovered {
+        let d = r["duration_sec"].as_f64().unwrap();
+        // 4.5 s recorded (minus connect time); at most the last ~1 s fragment lost
+        assert!(d >= 2.0, "kept too little: {r}");
+        let id = r["id"].as_i64().unwrap();
+        let resp = s
+            .client
+            .get(s.url(&format!("/api/nvr/recordings/{id}/download")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(
+            body.len() as u64,
+            r["file_size"].as_u64().unwrap(),
+            "the partial tail was cut"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.mp4");
+        std::fs::write(&f, &body).unwrap();
+        decodes_silently(&f);
+        let probed: f64 = ffprobe(&f, "format=duration").parse().unwrap();
+        assert!((probed - d).abs() < 1.0, "row says {d}, file {probed}");
+    }
+    // the continuous recordings go on in new files without anyone logging in
+    let resumed = wait_until("resumed recordings", 30, async || {
+        let rows = recordings(&s, &admin, "?limit=100").await;
+        let n = rows.iter().filter(|r| r["status"] == "recording").count();
+        (n == 4).then_some(n)
+    })
+    .await;
+    assert_eq!(resumed, 4);
+    assert!(s.logs().contains("recording reconciled after a crash"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_that_drops_keeps_being_recorded() {
+    let cams = Camsim::start();
+    let s = Server::start_with(&[("MIN_FREE_DISK_MB", "1")]);
+    let admin = s.bootstrap_admin().await;
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.1.60", "rtsp_url": cams.url("flaky/drop3")}),
+    )
+    .await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.60",
+            Some(&admin),
+            json!({"duration": 7}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    wait_until("the recording to end", 40, async || {
+        let (_, st) = s
+            .call(
+                "GET",
+                "/api/nvr/status/127.0.1.60",
+                Some(&admin),
+                Value::Null,
+            )
+            .await;
+        (st["is_recording"] == false).then_some(())
+    })
+    .await;
+    assert!(
+        cams.sessions("flaky") >= 2,
+        "the camera dropped and came back"
+    );
+    let rows = recordings(&s, &admin, "").await;
+    // same parameters after the reconnect: the same file goes on
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "completed");
+    assert!(
+        rows[0]["duration_sec"].as_f64().unwrap() >= 6.5,
+        "{:?}",
+        rows[0]
+    );
+}
