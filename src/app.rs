@@ -119,6 +119,9 @@ impl App {
                 sync_every: Duration::from_secs(config.recording_sync_secs),
                 fragment: Duration::from_secs(1),
                 min_free_bytes: config.min_free_disk_mb * 1024 * 1024,
+                retention: config
+                    .retention_days
+                    .map(|d| Duration::from_secs(d * 86400)),
             },
         );
         Ok(Arc::new(App {
@@ -288,6 +291,7 @@ pub async fn run(config: Config) -> Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%addr, "listening on {scheme}://{addr}");
     spawn_upkeep(app.clone());
+    app.recordings.spawn_watcher(Duration::from_secs(1));
     resume_recordings(&app).await;
     serve(app.clone(), listener, tls, shutdown_signal()).await;
     app.recordings

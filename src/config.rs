@@ -80,6 +80,9 @@ pub struct ServeArgs {
     /// Free space (MiB) under RECORDINGS_DIR below which recordings do not start.
     #[arg(long, env = "MIN_FREE_DISK_MB")]
     pub min_free_disk_mb: Option<String>,
+    /// Days finished recordings are kept (unset: until space is needed).
+    #[arg(long, env = "RETENTION_DAYS")]
+    pub retention_days: Option<String>,
     /// postgres://user:pass@host:port/db?sslmode=require: use PostgreSQL instead of redb.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -168,6 +171,8 @@ pub struct Config {
     pub recording_segment_secs: u64,
     pub recording_sync_secs: u64,
     pub min_free_disk_mb: u64,
+    /// `None`: keep recordings until space is needed.
+    pub retention_days: Option<u64>,
 }
 
 /// A setting that cannot be used, named by its variable.
@@ -400,6 +405,10 @@ impl Config {
                 3600,
             )?,
             min_free_disk_mb: int("MIN_FREE_DISK_MB", &a.min_free_disk_mb, 1024, 0, 1 << 30)?,
+            retention_days: match nonempty(&a.retention_days) {
+                None => None,
+                Some(_) => Some(int("RETENTION_DAYS", &a.retention_days, 0, 1, 36500)?),
+            },
             database,
             listen_addr,
             data_dir,

@@ -349,12 +349,6 @@ pub async fn download(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn delete(c: Ctx) -> Result<Response<Body>> {
     let r = recording_for(&c, Action::DeleteRecordings).await?;
-    c.app.store.delete_recording(r.id).await?;
-    let path = c.app.recordings.cfg.root.join(&r.path);
-    if let Err(e) = std::fs::remove_file(&path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(recording = r.id, error = %e, "row deleted but the file could not be removed");
-        }
-    }
+    c.app.recordings.delete(&r).await?;
     Ok(response::message(200, "Recording deleted"))
 }

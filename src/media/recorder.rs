@@ -74,24 +74,66 @@ struct File {
     written: f64,
     last_sync: Instant,
     init: bytes::Bytes,
+    /// A write failed: nothing more goes into this file.
+    broken: bool,
+}
+
+/// Writes every chunk with `writev`, resuming after partial writes.
+fn write_all_chunks(file: &mut std::fs::File, chunks: &[bytes::Bytes]) -> std::io::Result<()> {
+    let (mut i, mut off) = (0usize, 0usize);
+    while i < chunks.len() {
+        let mut slices: Vec<std::io::IoSlice<'_>> = Vec::with_capacity((chunks.len() - i).min(64));
+        slices.push(std::io::IoSlice::new(&chunks[i][off..]));
+        slices.extend(
+            chunks[i + 1..]
+                .iter()
+                .take(63)
+                .map(|c| std::io::IoSlice::new(c)),
+        );
+        let mut n = file.write_vectored(&slices)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "wrote nothing",
+            ));
+        }
+        while n > 0 && i < chunks.len() {
+            let left = chunks[i].len() - off;
+            if n >= left {
+                n -= left;
+                i += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl File {
     fn write_fragment(&mut self, include_pending: bool) -> Result<()> {
+        if self.broken {
+            return Ok(());
+        }
         if include_pending {
             self.muxer.complete_pending();
         }
         if let Some(m) = self.muxer.flush() {
-            let io = |e: std::io::Error| {
-                Error::new(
+            // one fragment at a time, straight from the frames' buffers (no copy); a crash
+            // leaves whole fragments and at most one partial tail, which recovery cuts
+            if let Err(e) = write_all_chunks(&mut self.file, &m.fragment.chunks) {
+                // a full disk: cut what this fragment left, so the file stays whole
+                self.broken = true;
+                let _ = self.file.set_len(self.bytes);
+                let _ = std::io::Seek::seek(&mut self.file, std::io::SeekFrom::Start(self.bytes));
+                return Err(Error::new(
                     crate::error::Kind::InsufficientStorage,
                     format!("cannot write {}: {e}", self.path.display()),
-                )
-            };
-            // one write per fragment: a crash leaves whole fragments and at most one partial tail
-            let buf = m.fragment.to_vec();
-            self.file.write_all(&buf).map_err(io)?;
-            self.bytes += buf.len() as u64;
+                ));
+            }
+            self.bytes += m.fragment.len as u64;
             self.written += m.duration;
         }
         Ok(())
@@ -159,6 +201,7 @@ async fn open(
         written: 0.0,
         last_sync: Instant::now(),
         init,
+        broken: false,
     })
 }
 

@@ -24,6 +24,8 @@ pub struct RecordingConfig {
     pub sync_every: Duration,
     pub fragment: Duration,
     pub min_free_bytes: u64,
+    /// Finished recordings older than this are deleted (`RETENTION_DAYS`).
+    pub retention: Option<Duration>,
 }
 
 struct Active {
@@ -222,6 +224,84 @@ impl Recordings {
         self.store.update_camera(&camera, patch).await?;
         info!(camera = %camera, recording = id, "recording requested");
         Ok(id)
+    }
+
+    /// Deletes a finished recording: its row, then its file.
+    pub async fn delete(&self, r: &crate::store::Recording) -> Result<()> {
+        self.store.delete_recording(r.id).await?;
+        let path = self.cfg.root.join(&r.path);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(recording = r.id, error = %e, "row deleted but the file could not be removed");
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass of the disk watcher: deletes finished recordings past `RETENTION_DAYS`, then,
+    /// while free space is under `MIN_FREE_DISK_MB`, the oldest finished ones (never one being
+    /// written). When that is not enough, running recordings stop cleanly with the reason.
+    /// Each step reads the oldest rows through the start-time index: no scan of the table.
+    pub async fn enforce(&self) -> Result<()> {
+        if let Some(keep) = self.cfg.retention {
+            let cutoff = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or_default();
+            loop {
+                let old: Vec<_> = self
+                    .store
+                    .oldest_recordings(32)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.start_time < cutoff)
+                    .collect();
+                if old.is_empty() {
+                    break;
+                }
+                for r in &old {
+                    self.delete(r).await?;
+                    info!(recording = r.id, camera = %r.camera_id, "deleted: older than RETENTION_DAYS");
+                }
+            }
+        }
+        let Some(mut free) = free_bytes(&self.cfg.root) else {
+            return Ok(());
+        };
+        while free < self.cfg.min_free_bytes {
+            let Some(r) = self.store.oldest_recordings(1).await?.into_iter().next() else {
+                let running: Vec<String> = self.map().keys().cloned().collect();
+                if !running.is_empty() {
+                    let why = format!(
+                        "disk full: {} MiB free under {}, below MIN_FREE_DISK_MB, and no finished recording left to delete",
+                        free / 1_048_576,
+                        self.cfg.root.display()
+                    );
+                    warn!("{why}; stopping {} recording(s)", running.len());
+                    for cam in running {
+                        let _ = self.stop(&cam, &why);
+                    }
+                }
+                break;
+            };
+            self.delete(&r).await?;
+            info!(recording = r.id, camera = %r.camera_id, free_mib = free / 1_048_576, "deleted to free disk space");
+            free = free_bytes(&self.cfg.root).unwrap_or(u64::MAX);
+        }
+        Ok(())
+    }
+
+    /// Runs [`Recordings::enforce`] every `every`.
+    pub fn spawn_watcher(self: &Arc<Self>, every: Duration) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if std::fs::create_dir_all(&me.cfg.root).is_ok() {
+                    if let Err(e) = me.enforce().await {
+                        warn!(error = %e, "disk watcher failed");
+                    }
+                }
+            }
+        });
     }
 
     /// Asks the camera's recording to stop. `NotFound` when it is not recording.
