@@ -201,7 +201,7 @@ async fn retention_days_deletes_finished_recordings_by_age_without_a_scan() {
     use vigia::media::hls::HlsConfig;
     use vigia::media::recordings::{RecordingConfig, Recordings};
     use vigia::media::streams::Streams;
-    use vigia::store::{NewRecording, RecordingEnd, RecordingStatus, Store};
+    use vigia::store::{NewRecording, RecordingEnd, RecordingStatus};
     let dir = tempfile::tempdir().unwrap();
     let store: vigia::store::DynStore =
         Arc::new(vigia::store::redb::RedbStore::open(&dir.path().join("t.redb")).unwrap());
