@@ -75,7 +75,10 @@ pub async fn run(mut config: Config) -> Result<()> {
             credentials,
             transport: cam.transport,
         })?;
-        cams.push((cam.id.clone(), app.tokens.issue_player(&login, &cam.id)?));
+        cams.push((
+            cam.id.clone(),
+            app.tokens.issue_player(&login, &cam.id, None)?,
+        ));
     }
 
     let listener = tokio::net::TcpListener::bind(app.config.listen_addr)

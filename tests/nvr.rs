@@ -195,6 +195,23 @@ async fn a_six_second_recording_plays_downloads_in_ranges_and_deletes() {
         .unwrap();
     assert_eq!(tail.status(), 206);
     assert_eq!(tail.bytes().await.unwrap(), body.slice(body.len() - 10..));
+    // the list's download_url works without a header, for that recording only
+    let durl = s.url(r["download_url"].as_str().unwrap());
+    let plain = reqwest::get(&durl).await.unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.bytes().await.unwrap(), body);
+    let token = durl.split("?t=").nth(1).unwrap().to_string();
+    let other = reqwest::get(s.url(&format!(
+        "/api/nvr/recordings/{}/download?t={token}",
+        id + 1
+    )))
+    .await
+    .unwrap();
+    assert_eq!(other.status(), 401);
+    let (st, _) = s
+        .call("GET", "/api/nvr/recordings", Some(&token), Value::Null)
+        .await;
+    assert_eq!(st, 401, "a download token is not a login");
     let bad = s
         .client
         .get(&url)

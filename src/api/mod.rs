@@ -142,7 +142,7 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/api/nvr/records/batch" Token nvr::batch),
     route!(GET "/api/nvr/status/{}" Token nvr::status),
     route!(GET "/api/nvr/recordings" Token nvr::list),
-    route!(GET "/api/nvr/recordings/{}/download" Token nvr::download),
+    route!(GET "/api/nvr/recordings/{}/download" Player nvr::download),
     route!(DELETE "/api/nvr/recordings/{}" Token nvr::delete),
 ];
 
@@ -435,7 +435,14 @@ async fn dispatch(
                         "authentication required: send 'Authorization: Bearer <token>' or use the hls_url",
                     )
                 })?;
-            let camera = params.first().map(String::as_str).unwrap_or("");
+            // what the token must be for: the camera of an HLS path, or one recording
+            let first = params.first().map(String::as_str).unwrap_or("");
+            let scope = if route.path.starts_with("/api/nvr/recordings/") {
+                format!("rec/{first}")
+            } else {
+                first.to_string()
+            };
+            let camera = scope.as_str();
             let pc = app.tokens.verify_player(token, camera)?;
             let uid = pc
                 .sub

@@ -28,6 +28,10 @@ const MAX_DURATION_SECS: u64 = 7 * 86400;
 const MAX_BATCH: usize = 256;
 const MAX_LIMIT: usize = 1000;
 
+/// Download links carry a token good for that one recording for an hour (players and
+/// `<video src>` cannot send headers).
+const DOWNLOAD_TTL_SECS: i64 = 3600;
+
 fn view(r: &Recording) -> serde_json::Value {
     json!({
         "id": r.id,
@@ -214,7 +218,19 @@ pub async fn list(c: Ctx) -> Result<Response<Body>> {
         offset: count(&c, "offset", 0, usize::MAX / 2)?,
     };
     let rows = store.recordings(&filter).await?;
-    let list: Vec<_> = rows.iter().map(view).collect();
+    let mut list = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut v = view(r);
+        if let Some(claims) = &c.claims {
+            let t = c.app.tokens.issue_player(
+                claims,
+                &format!("rec/{}", r.id),
+                Some(DOWNLOAD_TTL_SECS),
+            )?;
+            v["download_url"] = json!(format!("/api/nvr/recordings/{}/download?t={t}", r.id));
+        }
+        list.push(v);
+    }
     Ok(response::ok(&json!({ "recordings": list })))
 }
 

@@ -46,7 +46,7 @@ async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
         .claims
         .as_ref()
         .ok_or_else(|| Error::unauthorized("a login token is required"))?;
-    let token = c.app.tokens.issue_player(claims, &cam.id)?;
+    let token = c.app.tokens.issue_player(claims, &cam.id, None)?;
     let path = format!("/api/cameras/streams/{}/index.m3u8?t={token}", cam.id);
     let hls_url = match c.headers.get(HOST).and_then(|h| h.to_str().ok()) {
         Some(host) => {

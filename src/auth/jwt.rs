@@ -88,13 +88,23 @@ impl Tokens {
         Ok((token, claims))
     }
 
-    /// A player token for `camera`, bound to the login token `login`.
-    pub fn issue_player(&self, login: &Claims, camera: &str) -> Result<String> {
+    /// A player token for `scope` (a camera id for its HLS files, `rec/<id>` for one
+    /// recording's download), bound to the login token `login`, expiring with it or after
+    /// `ttl_secs`, whichever comes first.
+    pub fn issue_player(
+        &self,
+        login: &Claims,
+        scope: &str,
+        ttl_secs: Option<i64>,
+    ) -> Result<String> {
+        let exp = ttl_secs.map_or(login.exp, |t| {
+            login.exp.min(self.clock.now().timestamp() + t)
+        });
         let claims = PlayerClaims {
             sub: login.sub.clone(),
-            cam: camera.to_string(),
+            cam: scope.to_string(),
             sid: login.jti.clone(),
-            exp: login.exp,
+            exp,
             typ: PLAYER_TYP.to_string(),
         };
         jsonwebtoken::encode(&Header::new(self.alg), &claims, &self.enc)
