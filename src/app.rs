@@ -205,6 +205,63 @@ pub async fn recover_recordings(app: &App) -> Result<()> {
     Ok(())
 }
 
+/// Reports `.mp4` files under `RECORDINGS_DIR` that no recording row names (left by a crash
+/// between creating a file and its row, or copied in by hand). They are left where they are:
+/// deleting what we do not know is not ours to do. Runs in the background after start.
+pub async fn report_unknown_files(app: Arc<App>) {
+    let root = app.config.recordings_dir.clone();
+    let files = tokio::task::spawn_blocking(move || {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else if p.extension().is_some_and(|x| x == "mp4") {
+                    if let Ok(rel) = p.strip_prefix(root) {
+                        out.push(rel.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out
+    })
+    .await
+    .unwrap_or_default();
+    if files.is_empty() {
+        return;
+    }
+    let mut known = std::collections::HashSet::new();
+    let mut offset = 0;
+    loop {
+        let page = crate::store::RecordingFilter {
+            limit: 1000,
+            offset,
+            ..Default::default()
+        };
+        let Ok(rows) = app.store.recordings(&page).await else {
+            return;
+        };
+        let n = rows.len();
+        known.extend(rows.into_iter().map(|r| r.path));
+        if n < 1000 {
+            break;
+        }
+        offset += n;
+    }
+    let unknown: Vec<&String> = files.iter().filter(|f| !known.contains(*f)).collect();
+    for f in unknown.iter().take(20) {
+        warn!(file = %f, "a recording file no row names (left in place)");
+    }
+    if !unknown.is_empty() {
+        warn!(count = unknown.len(), dir = %app.config.recordings_dir.display(), "recording files no row names; left in place");
+    }
+}
+
 /// Restarts the continuous recordings that were running when vigia stopped (cleanly or not):
 /// cameras still flagged `is_recording` whose last recording is continuous. A box that reboots
 /// after a power cut goes on recording without anyone logging in.
@@ -293,6 +350,7 @@ pub async fn run(config: Config) -> Result<()> {
     spawn_upkeep(app.clone());
     app.recordings.spawn_watcher(Duration::from_secs(1));
     resume_recordings(&app).await;
+    tokio::spawn(report_unknown_files(app.clone()));
     serve(app.clone(), listener, tls, shutdown_signal()).await;
     app.recordings
         .stop_all(crate::media::recordings::SHUTDOWN)

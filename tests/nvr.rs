@@ -490,6 +490,9 @@ async fn kill_9_loses_at_most_the_last_fragment_and_continuous_recordings_resume
     }
     tokio::time::sleep(Duration::from_millis(4500)).await;
     s.kill9();
+    // a file nobody knows (say, copied in by hand): reported, left alone
+    let stray = s.data_dir.join("recordings/stray.mp4");
+    std::fs::write(&stray, b"not ours").unwrap();
     s.start_again();
     let rows = recordings(&s, &admin, "?limit=100").await;
     let recovered: Vec<&Value> = rows.iter().filter(|r| r["status"] == "recovered").collect();
@@ -528,6 +531,8 @@ async fn kill_9_loses_at_most_the_last_fragment_and_continuous_recordings_resume
     .await;
     assert_eq!(resumed, 4);
     assert!(s.logs().contains("recording reconciled after a crash"));
+    assert!(s.logs().contains("file=stray.mp4"), "{}", s.logs());
+    assert!(stray.exists(), "unknown files are left in place");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
