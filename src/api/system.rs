@@ -104,6 +104,13 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
             "hls_window_bytes": c.app.streams.window_bytes(),
             "part_publish_ms": c.app.streams.publish_latency_ms().map(|(p50, p99, n)| json!({"p50": p50, "p99": p99, "samples": n})),
         },
+        "recordings": {
+            "running": c.app.recordings.running(),
+            "frames_in": c.app.recordings.counters.frames_in.load(std::sync::atomic::Ordering::Relaxed),
+            "frames_out": c.app.recordings.counters.frames_out.load(std::sync::atomic::Ordering::Relaxed),
+            "payload_bytes": c.app.recordings.counters.payload_out.load(std::sync::atomic::Ordering::Relaxed),
+            "file_bytes": c.app.recordings.counters.file_bytes.load(std::sync::atomic::Ordering::Relaxed),
+        },
         "limits": { "max_streams": c.app.config.max_streams },
         "memory": { "rss_bytes": rss_bytes() },
         "disk": { "data_dir": disk(&c.app.config.data_dir) },

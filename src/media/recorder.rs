@@ -27,9 +27,26 @@ use super::mux::Muxer;
 use crate::error::{Error, Result};
 use crate::store::{DynStore, NewRecording, Recording, RecordingEnd, RecordingStatus};
 
+/// Totals over every recording (benchmarks, `/stats`): frames taken from the camera, frames
+/// and payload bytes written, and file bytes (payload plus boxes).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub frames_in: std::sync::atomic::AtomicU64,
+    pub frames_out: std::sync::atomic::AtomicU64,
+    pub payload_out: std::sync::atomic::AtomicU64,
+    pub file_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    fn add(c: &std::sync::atomic::AtomicU64, n: u64) {
+        c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// How a recording session is set up.
 #[derive(Debug, Clone)]
 pub struct RecordingPlan {
+    pub counters: Arc<Counters>,
     pub camera_id: String,
     pub user_id: Option<i64>,
     /// `None`: continuous.
@@ -76,6 +93,7 @@ struct File {
     init: bytes::Bytes,
     /// A write failed: nothing more goes into this file.
     broken: bool,
+    counters: Arc<Counters>,
 }
 
 /// Writes every chunk with `writev`, resuming after partial writes.
@@ -135,6 +153,10 @@ impl File {
             }
             self.bytes += m.fragment.len as u64;
             self.written += m.duration;
+            let header = m.fragment.chunks.first().map_or(0, |h| h.len()) as u64;
+            Counters::add(&self.counters.frames_out, m.fragment.chunks.len().saturating_sub(1) as u64);
+            Counters::add(&self.counters.payload_out, m.fragment.len as u64 - header);
+            Counters::add(&self.counters.file_bytes, m.fragment.len as u64);
         }
         Ok(())
     }
@@ -178,6 +200,7 @@ async fn open(
         .map_err(fail)?;
     let init = fmp4::init_segment(&tracks.infos());
     file.write_all(&init).map_err(fail)?;
+    Counters::add(&plan.counters.file_bytes, init.len() as u64);
     let row = match reserved {
         Some(r) => r,
         None => {
@@ -202,6 +225,7 @@ async fn open(
         last_sync: Instant::now(),
         init,
         broken: false,
+        counters: plan.counters.clone(),
     })
 }
 
@@ -273,6 +297,7 @@ pub async fn run(
                 }
                 Event::Frame(fr) => {
                     let Some(f) = cur.as_mut() else { return Ok(None) };
+                    Counters::add(&plan.counters.frames_in, 1);
                     let key = fr.kind == TrackKind::Video && fr.keyframe;
                     if key && plan.duration.is_none() && f.written + f.muxer.video_done() >= plan.segment.as_secs_f64() {
                         // continuous: rotate at a key frame

@@ -43,6 +43,7 @@ pub struct Recordings {
     store: DynStore,
     streams: Arc<Streams>,
     pub cfg: RecordingConfig,
+    pub counters: Arc<recorder::Counters>,
 }
 
 /// (total, free) bytes of the file system holding `dir`.
@@ -58,6 +59,7 @@ impl Recordings {
             store,
             streams,
             cfg,
+            counters: Arc::default(),
         })
     }
 
@@ -133,6 +135,7 @@ impl Recordings {
         live.hold();
         let events = live.fanout.subscribe("recorder", 2048);
         let plan = RecordingPlan {
+            counters: self.counters.clone(),
             camera_id: camera.clone(),
             user_id,
             duration,
