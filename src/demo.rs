@@ -69,12 +69,13 @@ pub async fn run(mut config: Config) -> Result<()> {
         };
         let cam = app.store.create_camera(cam).await?;
         let (bare, credentials) = url::split_credentials(&rtsp).expect("a well-formed URL");
-        app.streams.start(Source {
+        let src = Source {
             camera: cam.id.clone(),
             url: bare,
             credentials,
             transport: cam.transport,
-        })?;
+        };
+        app.streams.start(src, true)?;
         cams.push((
             cam.id.clone(),
             app.tokens.issue_player(&login, &cam.id, None)?,

@@ -580,3 +580,48 @@ async fn a_camera_that_drops_keeps_being_recorded() {
         rows[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_only_recorded_keeps_no_live_window_until_someone_watches() {
+    let cams = Camsim::start();
+    let s = Server::start_with(&[("MIN_FREE_DISK_MB", "1")]);
+    let admin = s.bootstrap_admin().await;
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.1.80", "rtsp_url": cams.url("lazy")}),
+    )
+    .await;
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.80",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 201);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, stats) = s.call("GET", "/stats", Some(&admin), Value::Null).await;
+    assert_eq!(stats["streams"]["active"], 1);
+    assert_eq!(
+        stats["streams"]["hls_window_bytes"], 0,
+        "nobody watches: no window in RAM"
+    );
+    let (_, v) = s
+        .call(
+            "GET",
+            "/api/cameras/stream/127.0.1.80",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    let r = reqwest::get(v["hls_url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a viewer gets a window from the next key frame"
+    );
+    let (_, stats) = s.call("GET", "/stats", Some(&admin), Value::Null).await;
+    assert!(stats["streams"]["hls_window_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(cams.sessions("lazy"), 1);
+}

@@ -41,7 +41,7 @@ async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
             "camera {id} is disabled (is_active is false)"
         )));
     }
-    let live = c.app.streams.start(source(c, &cam)?)?;
+    let live = c.app.streams.start(source(c, &cam)?, true)?;
     let claims = c
         .claims
         .as_ref()
@@ -131,6 +131,7 @@ pub async fn file(c: Ctx) -> Result<Response<Body>> {
         ))
     })?;
     live.touch();
+    live.want_hls();
     let query = c
         .query_param("t")
         .map(|t| format!("?t={t}"))

@@ -339,6 +339,18 @@ impl Hls {
         longest.ceil() as u64
     }
 
+    /// Empties the window (nobody watches); the next `Start` begins a new one.
+    pub fn clear(&self) {
+        let mut w = self.lock();
+        w.muxer = None;
+        w.inits.clear();
+        w.segments.clear();
+        w.pending_discontinuity = false;
+        w.waiting_key = true;
+        w.next_start = None;
+        w.version += 1;
+    }
+
     /// Whether at least one complete segment exists.
     pub fn ready(&self) -> bool {
         self.lock().segments.iter().any(|s| s.complete)

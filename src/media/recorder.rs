@@ -154,7 +154,10 @@ impl File {
             self.bytes += m.fragment.len as u64;
             self.written += m.duration;
             let header = m.fragment.chunks.first().map_or(0, |h| h.len()) as u64;
-            Counters::add(&self.counters.frames_out, m.fragment.chunks.len().saturating_sub(1) as u64);
+            Counters::add(
+                &self.counters.frames_out,
+                m.fragment.chunks.len().saturating_sub(1) as u64,
+            );
             Counters::add(&self.counters.payload_out, m.fragment.len as u64 - header);
             Counters::add(&self.counters.file_bytes, m.fragment.len as u64);
         }

@@ -131,7 +131,7 @@ impl Recordings {
                 ),
             ));
         }
-        let live = self.streams.start(src)?;
+        let live = self.streams.start(src, false)?;
         live.hold();
         let events = live.fanout.subscribe("recorder", 2048);
         let plan = RecordingPlan {

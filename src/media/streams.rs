@@ -3,7 +3,7 @@
 //! request unless something holds it, and never more than `MAX_STREAMS` at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,12 +27,19 @@ pub struct Live {
     /// RTSP sessions opened so far (1 unless it reconnected).
     pub sessions: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
+    /// Whether the HLS window is kept (someone watches).
+    hls_on: Arc<AtomicBool>,
 }
 
 impl Live {
     /// Something other than a viewer (a recording) needs the session.
     pub fn hold(&self) {
         self.holds.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Makes the HLS window fill (a viewer came).
+    pub fn want_hls(&self) {
+        self.hls_on.store(true, Ordering::Relaxed);
     }
 
     /// Undoes a [`Live::hold`]; the session then lives on as for a viewer that just left.
@@ -98,10 +105,15 @@ impl Streams {
     }
 
     /// Starts pulling `src` unless it is already; returns at once.
-    pub fn start(&self, src: Source) -> Result<Arc<Live>> {
+    /// Starts pulling `src` unless it is already. `viewer`: someone will watch, so the HLS
+    /// window fills (a session pulled only for a recording keeps no window in RAM).
+    pub fn start(&self, src: Source, viewer: bool) -> Result<Arc<Live>> {
         let mut map = self.map();
         if let Some(l) = map.get(&src.camera) {
             l.touch();
+            if viewer {
+                l.want_hls();
+            }
             return Ok(l.clone());
         }
         if map.len() >= self.max {
@@ -124,13 +136,28 @@ impl Streams {
             holds: AtomicUsize::new(0),
             sessions: Arc::new(AtomicU64::new(0)),
             stop,
+            hls_on: Arc::new(AtomicBool::new(viewer)),
         });
-        // the HLS window is one consumer of the fan-out
+        // the HLS window is one consumer of the fan-out, filled only while someone watches
         let mut rx = live.fanout.subscribe("hls", 512);
-        let hls = live.hls.clone();
+        let (hls, on, fanout) = (live.hls.clone(), live.hls_on.clone(), live.fanout.clone());
         tokio::spawn(async move {
+            let mut was_on = false;
             while let Some(ev) = rx.recv().await {
-                hls.push(ev);
+                let is_on = on.load(Ordering::Relaxed);
+                if is_on && !was_on {
+                    // a viewer arrived: the window starts from the current init
+                    if let (Some(t), false) = (
+                        fanout.last_start(),
+                        matches!(ev, crate::media::frame::Event::Start(_)),
+                    ) {
+                        hls.push(crate::media::frame::Event::Start(t));
+                    }
+                }
+                was_on = is_on;
+                if is_on {
+                    hls.push(ev);
+                }
             }
         });
         tokio::spawn(ingest::supervise(
@@ -171,6 +198,15 @@ impl Streams {
 
     /// Stops sessions nobody asked for within `STREAM_TIMEOUT`; run every second or so.
     pub fn reap(&self) {
+        // held sessions nobody watches any more drop their window
+        for l in self.map().values() {
+            if l.holds.load(Ordering::SeqCst) > 0
+                && l.idle_for() >= self.timeout
+                && l.hls_on.swap(false, Ordering::Relaxed)
+            {
+                l.hls.clear();
+            }
+        }
         let idle: Vec<String> = self
             .map()
             .values()
