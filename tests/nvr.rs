@@ -625,3 +625,76 @@ async fn a_camera_only_recorded_keeps_no_live_window_until_someone_watches() {
     assert!(stats["streams"]["hls_window_bytes"].as_u64().unwrap() > 0);
     assert_eq!(cams.sessions("lazy"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_recording_rotates_at_a_key_frame() {
+    let cams = Camsim::start();
+    let s = Server::start_with(&[
+        ("MIN_FREE_DISK_MB", "1"),
+        ("RECORDING_SEGMENT_SECONDS", "10"),
+    ]);
+    let admin = s.bootstrap_admin().await;
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.1.90", "rtsp_url": cams.url("rotate/audio")}),
+    )
+    .await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.90",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let first = v["recording_id"].as_i64().unwrap();
+    let rows = wait_until("a rotation", 30, async || {
+        let rows = recordings(&s, &admin, "").await;
+        (rows.len() >= 2).then_some(rows)
+    })
+    .await;
+    let old = rows.iter().find(|r| r["id"] == first).unwrap();
+    assert_eq!(old["status"], "completed");
+    let d = old["duration_sec"].as_f64().unwrap();
+    assert!((10.0..=11.5).contains(&d), "rotated after {d} s");
+    assert_eq!(rows[0]["status"], "recording", "the next file goes on");
+    let (_, st) = s
+        .call(
+            "GET",
+            "/api/nvr/status/127.0.1.90",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        st["recording_id"], rows[0]["id"],
+        "status names the file being written"
+    );
+    // the file being written already plays
+    let id = rows[0]["id"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let body = s
+        .client
+        .get(s.url(&format!("/api/nvr/recordings/{id}/download")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("live.mp4");
+    std::fs::write(&f, &body).unwrap();
+    decodes_silently(&f);
+    let (st, _) = s
+        .call(
+            "DELETE",
+            "/api/nvr/record/127.0.1.90",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200);
+}
