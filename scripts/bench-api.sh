@@ -10,10 +10,12 @@ CAMERAS=${CAMERAS:-16}
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$2"; }; }
 need wrk wrk
 need curl curl
+need bc bc
 need psql postgresql-client
 [ -x "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/initdb" ] || need initdb postgresql
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-cargo build --release --locked -q --features postgres
+cargo build --release --locked -q --features postgres --bin vigia --example seed_recordings
+RECORDINGS=${RECORDINGS:-100000}
 
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
@@ -42,7 +44,11 @@ start() { # $1 = data dir, $2 = log level, rest = extra environment
   env "$@" LOG_LEVEL="$level" DATA_DIR="$dir" LISTEN_ADDR="127.0.0.1:$PORT" \
     SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 ./target/release/vigia serve 2>>"$WORK/log" &
   PID=$!
-  for _ in $(seq 200); do curl -sf "$BASE/health" >/dev/null && return; sleep 0.05; done
+  local t0; t0=$(date +%s.%N)
+  for _ in $(seq 400); do
+    if curl -sf "$BASE/health" >/dev/null; then STARTUP=$(echo "$(date +%s.%N) - $t0" | bc); return; fi
+    sleep 0.02
+  done
   echo "vigia did not start"; cat "$WORK/log"; exit 1
 }
 populate() {
@@ -66,13 +72,22 @@ declare -A R
 run_backend() { # $1 = name, rest = environment selecting the store
   local name=$1; shift
   local dir="$WORK/data-$name"; mkdir -p "$dir"
+  # the recording index, seeded before start (redb allows one process at a time)
+  local target="$dir"
+  [ "$name" = postgres ] && target="postgres://postgres@127.0.0.1:$PGPORT/vigia"
+  R[$name,seed]=$(./target/release/examples/seed_recordings "$target" "$RECORDINGS")
   start "$dir" warn "$@"
+  R[$name,startup]=$STARTUP
   populate
   local out
   out=$(wrk -t2 -c64 -d"${SECS}s" -H "Authorization: Bearer $TOKEN" "$BASE/api/cameras/list"); check "$out"
   R[$name,list]=$(rps "$out"); R[$name,list_lat]=$(lat "$out")
   out=$(wrk -t2 -c64 -d"${SECS}s" "$BASE/health"); check "$out"
   R[$name,health]=$(rps "$out"); R[$name,health_lat]=$(lat "$out")
+  out=$(wrk -t2 -c64 -d"${SECS}s" -H "Authorization: Bearer $TOKEN" "$BASE/api/nvr/recordings?limit=100"); check "$out"
+  R[$name,recs]=$(rps "$out"); R[$name,recs_lat]=$(lat "$out")
+  out=$(wrk -t2 -c64 -d"${SECS}s" -H "Authorization: Bearer $TOKEN" "$BASE/api/nvr/recordings?camera_ip=127.0.1.5&start_date=2026-01-01&limit=20&offset=200"); check "$out"
+  R[$name,recs_f]=$(rps "$out"); R[$name,recs_f_lat]=$(lat "$out")
   out=$(wrk -t2 -c2 -d"${SECS}s" -s "$WORK/login.lua" "$BASE/api/auth/login"); check "$out"
   R[$name,login]=$(rps "$out"); R[$name,login_lat]=$(lat "$out")
   local times=()
@@ -98,5 +113,10 @@ printf '|%s|%s|%s|%s|\n' "------------------------------------------------" "---
 row "GET /api/cameras/list, JWT + store, c=64" "${R[redb,list]} (${R[redb,list_lat]})" "${R[postgres,list]} (${R[postgres,list_lat]})" "$(ratio "${R[redb,list]}" "${R[postgres,list]}")"
 row "GET /api/cameras/list, every request logged" "${R[redb,list_logged]}" "${R[postgres,list_logged]}" "$(ratio "${R[redb,list_logged]}" "${R[postgres,list_logged]}")"
 row "GET /health (store ping), c=64" "${R[redb,health]} (${R[redb,health_lat]})" "${R[postgres,health]} (${R[postgres,health_lat]})" "$(ratio "${R[redb,health]}" "${R[postgres,health]}")"
+row "GET /api/nvr/recordings?limit=100 ($RECORDINGS rows)" "${R[redb,recs]} (${R[redb,recs_lat]})" "${R[postgres,recs]} (${R[postgres,recs_lat]})" "$(ratio "${R[redb,recs]}" "${R[postgres,recs]}")"
+row "  same, one camera, a date, offset 200, limit 20" "${R[redb,recs_f]} (${R[redb,recs_f_lat]})" "${R[postgres,recs_f]} (${R[postgres,recs_f_lat]})" "$(ratio "${R[redb,recs_f]}" "${R[postgres,recs_f]}")"
+row "start-up to /health with $RECORDINGS recordings (s)" "${R[redb,startup]}" "${R[postgres,startup]}" "$(ratio "${R[redb,startup]}" "${R[postgres,startup]}")"
 row "POST /api/auth/login, argon2id, c=2" "${R[redb,login]} (${R[redb,login_lat]})" "${R[postgres,login]} (${R[postgres,login_lat]})" "$(ratio "${R[redb,login]}" "${R[postgres,login]}")"
 row "POST /api/auth/login, sequential p50 (s)" "${R[redb,login_p50]}" "${R[postgres,login_p50]}" "$(ratio "${R[redb,login_p50]}" "${R[postgres,login_p50]}")"
+echo
+echo "seeding: redb ${R[redb,seed]}; postgres ${R[postgres,seed]}"
