@@ -490,13 +490,21 @@ async fn kill_9_loses_at_most_the_last_fragment_and_continuous_recordings_resume
     }
     tokio::time::sleep(Duration::from_millis(4500)).await;
     s.kill9();
+    // one file lost with the crash (say, a card that was pulled): its row says so
+    for f in walk(&s.data_dir.join("recordings/127.0.1.53")) {
+        std::fs::remove_file(f).unwrap();
+    }
     // a file nobody knows (say, copied in by hand): reported, left alone
     let stray = s.data_dir.join("recordings/stray.mp4");
     std::fs::write(&stray, b"not ours").unwrap();
     s.start_again();
     let rows = recordings(&s, &admin, "?limit=100").await;
     let recovered: Vec<&Value> = rows.iter().filter(|r| r["status"] == "recovered").collect();
-    assert_eq!(recovered.len(), 4, "{rows:?}");
+    assert_eq!(recovered.len(), 3, "{rows:?}");
+    let missing: Vec<&Value> = rows.iter().filter(|r| r["status"] == "missing").collect();
+    assert_eq!(missing.len(), 1, "{rows:?}");
+    assert_eq!(missing[0]["camera_ip"], "127.0.1.53");
+    assert_eq!(missing[0]["file_size"], 0);
     for r in &recovered {
         let d = r["duration_sec"].as_f64().unwrap();
         // 4.5 s recorded (minus connect time); at most the last ~1 s fragment lost
