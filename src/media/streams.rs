@@ -3,7 +3,7 @@
 //! request unless something holds it, and never more than `MAX_STREAMS` at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,9 @@ pub struct Live {
     /// RTSP sessions opened so far (1 unless it reconnected).
     pub sessions: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
-    /// Whether the HLS window is kept (someone watches).
-    hls_on: Arc<AtomicBool>,
+    /// The task feeding the HLS window from the fan-out, while someone watches. A session
+    /// pulled only for a recording has none: no window in RAM, no wake-up per frame.
+    feeder: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Live {
@@ -37,9 +38,26 @@ impl Live {
         self.holds.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Makes the HLS window fill (a viewer came).
+    /// Makes the HLS window fill from the next key frame (a viewer came).
     pub fn want_hls(&self) {
-        self.hls_on.store(true, Ordering::Relaxed);
+        let mut feeder = self.feeder.lock().unwrap_or_else(|p| p.into_inner());
+        if feeder.is_none() {
+            let mut rx = self.fanout.subscribe("hls", 512);
+            let hls = self.hls.clone();
+            *feeder = Some(tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    hls.push(ev);
+                }
+            }));
+        }
+    }
+
+    /// Drops the HLS window and its feeder (nobody watches any more).
+    fn drop_hls(&self) {
+        if let Some(task) = self.feeder.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+            self.hls.clear();
+        }
     }
 
     /// Undoes a [`Live::hold`]; the session then lives on as for a viewer that just left.
@@ -136,30 +154,11 @@ impl Streams {
             holds: AtomicUsize::new(0),
             sessions: Arc::new(AtomicU64::new(0)),
             stop,
-            hls_on: Arc::new(AtomicBool::new(viewer)),
+            feeder: Mutex::new(None),
         });
-        // the HLS window is one consumer of the fan-out, filled only while someone watches
-        let mut rx = live.fanout.subscribe("hls", 512);
-        let (hls, on, fanout) = (live.hls.clone(), live.hls_on.clone(), live.fanout.clone());
-        tokio::spawn(async move {
-            let mut was_on = false;
-            while let Some(ev) = rx.recv().await {
-                let is_on = on.load(Ordering::Relaxed);
-                if is_on && !was_on {
-                    // a viewer arrived: the window starts from the current init
-                    if let (Some(t), false) = (
-                        fanout.last_start(),
-                        matches!(ev, crate::media::frame::Event::Start(_)),
-                    ) {
-                        hls.push(crate::media::frame::Event::Start(t));
-                    }
-                }
-                was_on = is_on;
-                if is_on {
-                    hls.push(ev);
-                }
-            }
-        });
+        if viewer {
+            live.want_hls();
+        }
         tokio::spawn(ingest::supervise(
             src,
             live.fanout.clone(),
@@ -200,11 +199,8 @@ impl Streams {
     pub fn reap(&self) {
         // held sessions nobody watches any more drop their window
         for l in self.map().values() {
-            if l.holds.load(Ordering::SeqCst) > 0
-                && l.idle_for() >= self.timeout
-                && l.hls_on.swap(false, Ordering::Relaxed)
-            {
-                l.hls.clear();
+            if l.holds.load(Ordering::SeqCst) > 0 && l.idle_for() >= self.timeout {
+                l.drop_hls();
             }
         }
         let idle: Vec<String> = self
