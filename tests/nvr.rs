@@ -712,24 +712,63 @@ async fn a_clean_restart_closes_recordings_and_resumes_continuous_ones() {
     let cams = Camsim::start();
     let mut s = Server::start_with(&[("MIN_FREE_DISK_MB", "1")]);
     let admin = s.bootstrap_admin().await;
-    s.add_camera(&admin, json!({"ip": "127.0.1.95", "rtsp_url": cams.url("restart")})).await;
-    s.add_camera(&admin, json!({"ip": "127.0.1.96", "rtsp_url": cams.url("fixed")})).await;
-    let (st, _) = s.call("POST", "/api/nvr/record/127.0.1.95", Some(&admin), Value::Null).await;
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.1.95", "rtsp_url": cams.url("restart")}),
+    )
+    .await;
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.1.96", "rtsp_url": cams.url("fixed")}),
+    )
+    .await;
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.95",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
     assert_eq!(st, 201);
-    let (st, _) = s.call("POST", "/api/nvr/record/127.0.1.96", Some(&admin), json!({"duration": 600})).await;
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/nvr/record/127.0.1.96",
+            Some(&admin),
+            json!({"duration": 600}),
+        )
+        .await;
     assert_eq!(st, 201);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(s.stop().code(), Some(0), "SIGTERM: a clean exit");
     s.start_again();
     let rows = recordings(&s, &admin, "").await;
-    let closed: Vec<&Value> = rows.iter().filter(|r| r["note"] == "vigia shut down").collect();
+    let closed: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["note"] == "vigia shut down")
+        .collect();
     assert_eq!(closed.len(), 2, "both closed cleanly: {rows:?}");
-    assert!(closed.iter().all(|r| r["status"] == "stopped" && r["file_size"].as_u64().unwrap() > 0));
+    assert!(closed
+        .iter()
+        .all(|r| r["status"] == "stopped" && r["file_size"].as_u64().unwrap() > 0));
     wait_until("the continuous one to resume", 20, async || {
         let rows = recordings(&s, &admin, "").await;
-        rows.iter().any(|r| r["camera_ip"] == "127.0.1.95" && r["status"] == "recording").then_some(())
+        rows.iter()
+            .any(|r| r["camera_ip"] == "127.0.1.95" && r["status"] == "recording")
+            .then_some(())
     })
     .await;
-    let (_, st) = s.call("GET", "/api/nvr/status/127.0.1.96", Some(&admin), Value::Null).await;
-    assert_eq!(st["is_recording"], false, "a fixed-duration recording does not resume");
+    let (_, st) = s
+        .call(
+            "GET",
+            "/api/nvr/status/127.0.1.96",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        st["is_recording"], false,
+        "a fixed-duration recording does not resume"
+    );
 }
