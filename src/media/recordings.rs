@@ -298,7 +298,9 @@ impl Recordings {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                if std::fs::create_dir_all(&me.cfg.root).is_ok() {
+                // never create the directory here: on an unmounted recordings disk that would
+                // start filling the root file system
+                if me.cfg.root.is_dir() {
                     if let Err(e) = me.enforce().await {
                         warn!(error = %e, "disk watcher failed");
                     }
