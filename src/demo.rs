@@ -68,7 +68,8 @@ pub async fn run(mut config: Config) -> Result<()> {
             created_at: app.clock.now(),
         };
         let cam = app.store.create_camera(cam).await?;
-        let (bare, credentials) = url::split_credentials(&rtsp).expect("a well-formed URL");
+        let (bare, credentials) = url::split_credentials(&rtsp)
+            .ok_or_else(|| Error::internal("the demo camera URL cannot be parsed"))?;
         let src = Source {
             camera: cam.id.clone(),
             url: bare,

@@ -10,18 +10,10 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 use support::cams::GstCams;
-use support::Server;
+use support::{free_port, Server};
 
 const INSTALL: &str = "apt-get install -y --no-install-recommends chromium nodejs npm && (cd tests/browser && npm ci) \
 (./scripts/test.sh does this)";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_with_hls_js_plays_the_live_view() {

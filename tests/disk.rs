@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::cams::Camsim;
-use support::{assert_error, Server};
+use support::{assert_error, decodes_silently, Server};
 
 struct Tmpfs(std::path::PathBuf);
 
@@ -172,17 +172,7 @@ async fn a_full_disk_refuses_frees_and_stops_cleanly() {
     assert_eq!(body.len() as u64, stopped["file_size"].as_u64().unwrap());
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), &body).unwrap();
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(f.path())
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    decodes_silently(f.path());
     std::fs::remove_file(&ballast).unwrap();
     let (st, v) = s
         .call(

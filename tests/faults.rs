@@ -3,11 +3,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::cams::{ffmpeg_decode, ffprobe_streams, Camsim};
-use support::Server;
+use support::{wait_until, Server};
 
 async fn live_camera(s: &Server, admin: &str, ip: &str, body: Value) -> String {
     let mut b = body;
@@ -35,17 +35,6 @@ async fn state(s: &Server, admin: &str, ip: &str) -> Value {
     .await
     .1["stream"]
         .clone()
-}
-
-async fn wait_until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<Value>) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

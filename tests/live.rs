@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::cams::{ffmpeg_decode, ffprobe_streams, GstCams};
-use support::{assert_error, Server};
+use support::{assert_error, free_port, Server};
 
 /// Adds a camera with `url` as `ip` and returns the admin token.
 async fn setup(s: &Server, ip: &str, url: &str) -> String {
@@ -437,14 +437,6 @@ async fn idle_sessions_stop_and_max_streams_is_enforced() {
         )
         .await;
     assert_eq!(st, 404, "not streaming");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

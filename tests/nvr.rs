@@ -5,22 +5,11 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::cams::{Camsim, GstCams};
-use support::{assert_error, Server};
-
-async fn wait_until<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+use support::{assert_error, decodes_silently, wait_until, walk, Server};
 
 fn ffprobe(path: &std::path::Path, entries: &str) -> String {
     let out = Command::new("ffprobe")
@@ -34,21 +23,6 @@ fn ffprobe(path: &std::path::Path, entries: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn decodes_silently(path: &std::path::Path) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn recordings(s: &Server, token: &str, query: &str) -> Vec<Value> {
@@ -250,21 +224,6 @@ async fn a_six_second_recording_plays_downloads_in_ranges_and_deletes() {
     assert!(recordings(&s, &admin, "").await.is_empty());
     let on_disk = walk(&s.data_dir.join("recordings"));
     assert!(on_disk.is_empty(), "file removed: {on_disk:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

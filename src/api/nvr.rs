@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::response::{self, Body};
 use super::Ctx;
-use crate::auth::{authorize, scope, visible_cameras, Action, Scope};
+use crate::auth::{authorize, recording_limit, visible_cameras, Action};
 use crate::error::{Error, Kind, Result};
 use crate::media::ingest::Source;
 use crate::store::{Recording, RecordingFilter};
@@ -72,10 +72,7 @@ async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<i64> {
             "duration must be 1 to {MAX_DURATION_SECS} seconds"
         )));
     }
-    let limit = match scope(user.role, Action::ManageCameras) {
-        Scope::Everything => None,
-        _ => Some(c.app.config.max_recordings_per_user as usize),
-    };
+    let limit = recording_limit(user, c.app.config.max_recordings_per_user);
     let src = Source::of(&c.app.sealer, &cam)?;
     c.app
         .recordings

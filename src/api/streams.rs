@@ -17,14 +17,9 @@ use super::Ctx;
 use crate::auth::{authorize, Action};
 use crate::error::{Error, Result};
 use crate::media::ingest::Source;
-use crate::store::Camera;
 
 /// Most cameras one batch request may name.
 const MAX_BATCH: usize = 256;
-
-fn source(c: &Ctx, cam: &Camera) -> Result<Source> {
-    Source::of(&c.app.sealer, cam)
-}
 
 /// Starts (or joins) the camera's session and returns its `hls_url` and state.
 async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
@@ -41,7 +36,10 @@ async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
             "camera {id} is disabled (is_active is false)"
         )));
     }
-    let live = c.app.streams.start(source(c, &cam)?, true)?;
+    let live = c
+        .app
+        .streams
+        .start(Source::of(&c.app.sealer, &cam)?, true)?;
     let claims = c
         .claims
         .as_ref()

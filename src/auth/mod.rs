@@ -74,6 +74,15 @@ pub async fn authorize(
     }
 }
 
+/// How many recordings `user` may have running at once under `MAX_RECORDINGS_PER_USER`
+/// (`max`): admins are not limited.
+pub fn recording_limit(user: &User, max: u32) -> Option<usize> {
+    match scope(user.role, Action::ManageCameras) {
+        Scope::Everything => None,
+        _ => Some(max as usize),
+    }
+}
+
 /// Ids of the cameras `user` may act on, `None` meaning all of them.
 pub async fn visible_cameras(
     store: &dyn Store,

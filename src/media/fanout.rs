@@ -57,14 +57,6 @@ impl Fanout {
         rx
     }
 
-    /// The init of the session now, if it started.
-    pub fn last_start(&self) -> Option<Arc<Tracks>> {
-        self.last_start
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// Drops every consumer (their receivers see the end of the stream).
     pub fn close(&self) {
         self.subs.lock().unwrap_or_else(|p| p.into_inner()).clear();

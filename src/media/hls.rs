@@ -174,7 +174,9 @@ impl Hls {
     }
 
     fn frame(&self, w: &mut Window, f: Frame) {
-        let Some(m) = w.muxer.as_ref() else { return };
+        if w.muxer.is_none() {
+            return;
+        }
         let video = f.kind == TrackKind::Video;
         if w.waiting_key {
             if !(video && f.keyframe) {
@@ -182,7 +184,6 @@ impl Hls {
             }
             w.waiting_key = false;
         }
-        let _ = m;
         let key = video && f.keyframe;
         let wall = f.wall;
         if video {

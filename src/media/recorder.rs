@@ -299,13 +299,15 @@ pub async fn run(
                     }
                 }
                 Event::Frame(fr) => {
-                    let Some(f) = cur.as_mut() else { return Ok(None) };
+                    let Some(open_file) = cur.as_ref() else { return Ok(None) };
                     Counters::add(&plan.counters.frames_in, 1);
                     let key = fr.kind == TrackKind::Video && fr.keyframe;
-                    if key && plan.duration.is_none() && f.written + f.muxer.video_done() >= plan.segment.as_secs_f64() {
+                    let rotate = key
+                        && plan.duration.is_none()
+                        && open_file.written + open_file.muxer.video_done() >= plan.segment.as_secs_f64();
+                    if let Some(f) = cur.take_if(|_| rotate) {
                         // continuous: rotate at a key frame
                         let tracks = f.muxer.tracks.clone();
-                        let f = cur.take().expect("a file");
                         total += f.written;
                         close(&store, f, RecordingStatus::Completed, None).await?;
                         let mut nf = open(&store, &plan, &tracks, fr.wall, None).await?;
@@ -314,6 +316,7 @@ pub async fn run(
                         cur = Some(nf);
                         return Ok(None);
                     }
+                    let Some(f) = cur.as_mut() else { return Ok(None) };
                     let video = fr.kind == TrackKind::Video;
                     f.muxer.push(fr);
                     if video && f.muxer.video_buffered() >= plan.fragment.as_secs_f64() {

@@ -146,13 +146,14 @@ impl Recordings {
         };
         // the row exists from now on (its file opens with the first video): the id is known at
         // once, and a camera that never answers shows as a recording with nothing in it
+        let now = chrono::Utc::now();
         let reserved = match self
             .store
             .create_recording(NewRecording {
                 camera_id: camera.clone(),
                 user_id,
-                path: recorder::relative_path(&camera, chrono::Utc::now()),
-                start_time: chrono::Utc::now(),
+                path: recorder::relative_path(&camera, now),
+                start_time: now,
                 continuous: duration.is_none(),
             })
             .await

@@ -38,14 +38,6 @@ fn pg_bin() -> PathBuf {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl PgCluster {
     fn cmd(&self, program: &Path) -> Command {
         if self.as_postgres {
@@ -91,7 +83,7 @@ impl PgCluster {
             nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid)).unwrap();
         }
         let c = PgCluster {
-            port: free_port(),
+            port: super::free_port(),
             dir: dir.clone(),
             bin,
             as_postgres,
