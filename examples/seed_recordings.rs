@@ -37,6 +37,13 @@ async fn main() {
                 .expect("open"),
         )
     };
+    // the rows belong to the box that will serve them (NODE_NAME, default the host name)
+    let node = std::env::var("NODE_NAME").unwrap_or_else(|_| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default()
+    });
     let now = Utc::now();
     let mut dump = Dump::default();
     for i in 1..=n {
@@ -54,6 +61,7 @@ async fn main() {
             status: RecordingStatus::Completed,
             continuous: true,
             note: None,
+            node: node.clone(),
         });
     }
     let t = std::time::Instant::now();

@@ -39,6 +39,7 @@ pub struct App {
     pub started: Instant,
     pub streams: Arc<Streams>,
     pub recordings: Arc<Recordings>,
+    pub fleet: crate::fleet::Fleet,
 }
 
 /// Most connections served at once; more wait in the kernel's backlog.
@@ -122,10 +123,21 @@ impl App {
                 retention: config
                     .retention_days
                     .map(|d| Duration::from_secs(d * 86400)),
+                node: config.node_name.clone(),
+                shared: config.database.is_some(),
             },
+        );
+        let fleet = crate::fleet::Fleet::new(
+            config.node_name.clone(),
+            config.node_url.clone().unwrap_or_else(|| {
+                crate::config::default_node_url(config.listen_addr, config.tls.is_some())
+            }),
+            config.database.is_some(),
+            Duration::from_secs(config.node_stale_secs),
         );
         Ok(Arc::new(App {
             recordings,
+            fleet,
             tokens: Tokens::new(
                 &secret,
                 config.jwt_algorithm,
@@ -186,7 +198,9 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
 /// what is whole, status `recovered`; `missing` when the file is gone).
 pub async fn recover_recordings(app: &App) -> Result<()> {
     let started = Instant::now();
-    let open = app.store.open_recordings().await?;
+    let mut open = app.store.open_recordings().await?;
+    // other nodes' rows are theirs to reconcile
+    open.retain(|r| !app.fleet.shared || r.node == app.fleet.me);
     for r in &open {
         match crate::media::recorder::recover(&app.store, &app.config.recordings_dir, r).await {
             Ok(r) => {
@@ -263,47 +277,47 @@ pub async fn report_unknown_files(app: Arc<App>) {
 }
 
 /// Restarts the continuous recordings that were running when vigia stopped (cleanly or not):
-/// cameras still flagged `is_recording` whose last recording is continuous. A box that reboots
-/// after a power cut goes on recording without anyone logging in.
+/// this node's cameras still flagged `is_recording` whose last recording is continuous. A box
+/// that reboots after a power cut goes on recording without anyone logging in.
 pub async fn resume_recordings(app: &Arc<App>) {
     let cams = match app.store.cameras().await {
         Ok(c) => c,
         Err(e) => return warn!(error = %e, "cannot list cameras to resume recordings"),
     };
-    for cam in cams.into_iter().filter(|c| c.is_recording) {
-        let filter = crate::store::RecordingFilter {
-            camera_ids: Some(vec![cam.id.clone()]),
-            limit: 1,
-            ..Default::default()
-        };
-        let last = app
-            .store
-            .recordings(&filter)
-            .await
-            .ok()
-            .and_then(|v| v.into_iter().next());
-        let resume = cam.is_active && last.as_ref().is_some_and(|r| r.continuous);
-        if !resume {
-            let patch = crate::store::CameraPatch {
-                is_recording: Some(false),
-                ..Default::default()
-            };
-            let _ = app.store.update_camera(&cam.id, patch).await;
-            continue;
-        }
-        let user = last.and_then(|r| r.user_id);
-        let app2 = app.clone();
+    let mine = |c: &store::Camera| !app.fleet.shared || c.node == app.fleet.me;
+    for cam in cams.into_iter().filter(|c| c.is_recording && mine(c)) {
+        let app = app.clone();
         tokio::spawn(async move {
-            let src = match crate::media::ingest::Source::of(&app2.sealer, &cam) {
-                Ok(s) => s,
-                Err(e) => return warn!(camera = %cam.id, error = %e, "cannot resume recording"),
-            };
-            match app2.recordings.start(src, user, None, None).await {
-                Ok(id) => info!(camera = %cam.id, recording = id, "continuous recording resumed"),
-                Err(e) => warn!(camera = %cam.id, error = %e, "cannot resume recording"),
+            let id = cam.id.clone();
+            if let Err(e) = resume_one(&app, cam).await {
+                warn!(camera = %id, error = %e, "cannot resume recording");
             }
         });
     }
+}
+
+/// Resumes one camera's continuous recording (started by the user of its last one), or
+/// clears its `is_recording` when its last recording was not continuous.
+pub async fn resume_one(app: &Arc<App>, cam: store::Camera) -> Result<()> {
+    let filter = store::RecordingFilter {
+        camera_ids: Some(vec![cam.id.clone()]),
+        limit: 1,
+        ..Default::default()
+    };
+    let last = app.store.recordings(&filter).await?.into_iter().next();
+    if !(cam.is_active && last.as_ref().is_some_and(|r| r.continuous)) {
+        let patch = store::CameraPatch {
+            is_recording: Some(false),
+            ..Default::default()
+        };
+        app.store.update_camera(&cam.id, patch).await?;
+        return Ok(());
+    }
+    let user = last.and_then(|r| r.user_id);
+    let src = crate::media::ingest::Source::of(&app.sealer, &cam)?;
+    let id = app.recordings.start(src, user, None, None).await?;
+    info!(camera = %cam.id, recording = id, "continuous recording resumed");
+    Ok(())
 }
 
 /// Prunes expired revocations every hour; stops idle camera sessions every second.
@@ -336,7 +350,7 @@ pub async fn run(config: Config) -> Result<()> {
         None => None,
     };
     let app = App::open(config, Arc::new(SystemClock)).await?;
-    recover_recordings(&app).await?;
+    // bound now, accepting once recovery is done (connections wait in the backlog)
     let listener = TcpListener::bind(app.config.listen_addr)
         .await
         .map_err(|e| {
@@ -345,9 +359,18 @@ pub async fn run(config: Config) -> Result<()> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(format!("listener has no address: {e}")))?;
+    if app.config.node_url.is_none() {
+        app.fleet
+            .set_url(crate::config::default_node_url(addr, tls.is_some()));
+    }
+    // a second box with this NODE_NAME must not start (it would record the same cameras)
+    app.fleet.beat(&app).await?;
+    crate::fleet::claim(&app).await?;
+    recover_recordings(&app).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%addr, "listening on {scheme}://{addr}");
     spawn_upkeep(app.clone());
+    crate::fleet::spawn(app.clone());
     app.recordings.spawn_watcher(Duration::from_secs(1));
     resume_recordings(&app).await;
     tokio::spawn(report_unknown_files(app.clone()));

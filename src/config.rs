@@ -103,6 +103,15 @@ pub struct ServeArgs {
     /// Connections in the PostgreSQL pool.
     #[arg(long, env = "DB_POOL_SIZE")]
     pub db_pool_size: Option<String>,
+    /// This box's name among the boxes sharing a database (default: the host name).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The URL other boxes send this box's cameras' requests to (default: from LISTEN_ADDR).
+    #[arg(long, env = "NODE_URL")]
+    pub node_url: Option<String>,
+    /// Seconds without a heartbeat after which a node counts as down.
+    #[arg(long, env = "NODE_STALE_SECONDS")]
+    pub node_stale_seconds: Option<String>,
 }
 
 /// Where PostgreSQL is, as given (parsed by the Postgres back end).
@@ -173,6 +182,68 @@ pub struct Config {
     pub min_free_disk_mb: u64,
     /// `None`: keep recordings until space is needed.
     pub retention_days: Option<u64>,
+    /// `NODE_NAME`.
+    pub node_name: String,
+    /// `NODE_URL`, without a trailing slash; `None`: [`default_node_url`] of the bound address.
+    pub node_url: Option<String>,
+    pub node_stale_secs: u64,
+}
+
+/// The machine's host name (`NODE_NAME`'s default).
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "vigia".into())
+}
+
+/// `NODE_NAME`: 1-64 letters, digits, `.`, `_` or `-`.
+fn node_name(a: &ServeArgs) -> Result<String, ConfigError> {
+    let name = nonempty(&a.node_name).map_or_else(host_name, str::to_string);
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
+        return Err(err(
+            "NODE_NAME",
+            format!("'{name}' must be 1 to 64 letters, digits, '.', '_' or '-'"),
+        ));
+    }
+    Ok(name)
+}
+
+/// `NODE_URL`'s default: the address the listener is bound to, or the host name when it
+/// listens on every interface.
+pub fn default_node_url(bound: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = match bound.ip() {
+        ip if ip.is_unspecified() => host_name(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("{scheme}://{host}:{}", bound.port())
+}
+
+/// `NODE_URL`: http(s)://host[:port] without a path.
+fn node_url(a: &ServeArgs) -> Result<Option<String>, ConfigError> {
+    let Some(u) = nonempty(&a.node_url) else {
+        return Ok(None);
+    };
+    let u = u.trim_end_matches('/');
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']) => {
+            Ok(Some(u.to_string()))
+        }
+        _ => Err(err(
+            "NODE_URL",
+            format!("'{u}' must look like http://host:port (no path, no credentials)"),
+        )),
+    }
 }
 
 /// A setting that cannot be used, named by its variable.
@@ -409,6 +480,9 @@ impl Config {
                 None => None,
                 Some(_) => Some(int("RETENTION_DAYS", &a.retention_days, 0, 1, 36500)?),
             },
+            node_name: node_name(a)?,
+            node_url: node_url(a)?,
+            node_stale_secs: int("NODE_STALE_SECONDS", &a.node_stale_seconds, 10, 2, 3600)?,
             database,
             listen_addr,
             data_dir,

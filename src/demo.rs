@@ -66,6 +66,7 @@ pub async fn run(mut config: Config) -> Result<()> {
             last_seen: None,
             is_recording: false,
             created_at: app.clock.now(),
+            node: app.fleet.me.clone(),
         };
         let cam = app.store.create_camera(cam).await?;
         let (bare, credentials) = url::split_credentials(&rtsp)

@@ -19,5 +19,6 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fleet;
 pub mod media;
 pub mod store;

@@ -42,6 +42,14 @@ fn cases(uid: i64, cam: &str) -> Vec<Case> {
         ),
         c("GET", "/stats", "/stats".into(), "token", Value::Null, None),
         c(
+            "GET",
+            "/api/nodes",
+            "/api/nodes".into(),
+            "admin",
+            Value::Null,
+            None,
+        ),
+        c(
             "POST",
             "/api/auth/login",
             "/api/auth/login".into(),

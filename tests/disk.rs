@@ -202,10 +202,12 @@ async fn retention_days_deletes_finished_recordings_by_age_without_a_scan() {
         path: format!("cam/{name}.mp4"),
         start_time: chrono::Utc::now() - chrono::Duration::days(days),
         continuous: false,
+        // "other": a file on another node's disk (shared store), never this node's to delete
+        node: if name == "other" { "other" } else { "box" }.into(),
     };
     std::fs::create_dir_all(root.join("cam")).unwrap();
     let mut ids = Vec::new();
-    for (days, name) in [(10, "a"), (5, "b"), (1, "c")] {
+    for (days, name) in [(10, "a"), (5, "b"), (1, "c"), (20, "other")] {
         let r = store.create_recording(mk(days, name)).await.unwrap();
         std::fs::write(root.join(&r.path), b"x").unwrap();
         let end = RecordingEnd {
@@ -230,6 +232,8 @@ async fn retention_days_deletes_finished_recordings_by_age_without_a_scan() {
             fragment: Duration::from_secs(1),
             min_free_bytes: 0,
             retention: Some(Duration::from_secs(3 * 86400)),
+            node: "box".into(),
+            shared: true,
         },
     );
     recs.enforce().await.unwrap();
@@ -249,5 +253,9 @@ async fn retention_days_deletes_finished_recordings_by_age_without_a_scan() {
     assert!(
         store.recording(running.id).await.unwrap().is_some(),
         "never one being written"
+    );
+    assert!(
+        store.recording(ids[3]).await.unwrap().is_some() && root.join("cam/other.mp4").exists(),
+        "another node's recording is that node's to delete"
     );
 }

@@ -307,7 +307,8 @@ async fn player_tokens_are_scoped_and_hls_names_are_strict() {
         let (st, body) = get_text(&format!("{}{path}?t={token}", s.base)).await;
         assert!(st == 404 || st == 401, "{path}: {st} {body}");
     }
-    // a camera that is not streaming
+    // a camera that is not streaming: no media files, but a playlist request starts the
+    // session (a player carries on after a restart or a move to another node)
     s.add_camera(
         &admin,
         json!({"ip": "127.0.0.6", "rtsp_url": cams.url("h264")}),
@@ -315,12 +316,21 @@ async fn player_tokens_are_scoped_and_hls_names_are_strict() {
     .await;
     let r = s
         .client
-        .get(format!("{base}/127.0.0.6/index.m3u8"))
+        .get(format!("{base}/127.0.0.6/init-1.mp4"))
         .bearer_auth(&admin)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    let r = s
+        .client
+        .get(format!("{base}/127.0.0.6/index.m3u8"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().starts_with("#EXTM3U"));
     // a viewer without the camera: 403 for stream start and files
     let (_, viewer) = s.add_user(&admin, "vic", "viewer").await;
     let (st, v) = s

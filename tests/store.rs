@@ -120,7 +120,7 @@ mod postgres {
                 name,
                 "SELECT string_agg(version::text, ',' ORDER BY version) FROM vigia_schema"
             ),
-            "1,2"
+            "1,2,3"
         );
     }
 

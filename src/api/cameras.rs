@@ -27,6 +27,8 @@ struct CameraRequest {
     password: Option<String>,
     transport: Option<String>,
     is_active: Option<bool>,
+    /// The node that serves it (fleet); default for a new camera: this box.
+    node: Option<String>,
 }
 
 fn brand(s: Option<&str>) -> Result<Option<Brand>> {
@@ -139,7 +141,13 @@ pub async fn create(c: Ctx) -> Result<Response<Body>> {
         req.username.as_deref(),
         req.password.as_deref(),
     )?;
+    let node = c
+        .app
+        .fleet
+        .owner_for_new(&c.app, req.node.as_deref())
+        .await?;
     let cam = Camera {
+        node,
         rtsp_url_sealed: c.app.sealer.seal(&id, &rtsp)?,
         rtsp_url_display: url::masked(&rtsp),
         name: req
@@ -179,7 +187,12 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
         ));
     }
     let new_brand = brand(req.brand.as_deref())?;
+    let node = match req.node.as_deref() {
+        Some(n) if n != cam.node => Some(c.app.fleet.check_target(&c.app, n).await?),
+        _ => None,
+    };
     let mut patch = CameraPatch {
+        node: node.clone(),
         name: req.name.clone().filter(|n| !n.trim().is_empty()),
         brand: new_brand,
         port: req.port,
@@ -231,6 +244,10 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
     let reconnect =
         patch.rtsp_url.is_some() || patch.transport.is_some() || patch.is_active == Some(false);
     let cam = c.app.store.update_camera(&cam.id, patch).await?;
+    if let Some(to) = &node {
+        tracing::info!(camera = %cam.id, to = %to, "camera moved to another node");
+        crate::fleet::moved(&c.app, &cam.id, to).await;
+    }
     if reconnect {
         // the next viewer starts a session with the new settings; a recording stops
         let _ = c

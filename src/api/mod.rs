@@ -53,6 +53,8 @@ pub enum Access {
 /// What a handler gets: the app, path parameters, query, headers, body and caller.
 pub struct Ctx {
     pub app: Arc<App>,
+    /// Path and query as the client sent them (for a redirect to another node).
+    pub target: String,
     pub params: Vec<String>,
     pub query: Option<String>,
     pub headers: HeaderMap,
@@ -63,6 +65,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// `Ok` when this box serves things of node `owner`; else the 307 (or 503) to send.
+    pub async fn on_node(&self, owner: &str, what: &str) -> Result<()> {
+        self.app
+            .fleet
+            .serve_here(&self.app, owner, what, &self.target)
+            .await
+    }
+
     /// The authenticated caller (routes with [`Access::Token`] always have one).
     pub fn user(&self) -> Result<&User> {
         self.user
@@ -119,6 +129,7 @@ macro_rules! route {
 pub static ROUTES: &[Route] = &[
     route!(GET "/health" Public system::health),
     route!(GET "/stats" Token system::stats),
+    route!(GET "/api/nodes" Token system::nodes),
     route!(POST "/api/auth/login" Public auth::login),
     route!(POST "/api/auth/logout" Token auth::logout),
     route!(POST "/api/auth/register" Optional auth::register),
@@ -358,10 +369,14 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
             Found::Nothing => response::error(&Error::not_found(format!("no route for {path}"))),
             Found::WrongMethod(allowed) => response::method_not_allowed(&path, &allowed),
             Found::Route(route, params) => {
+                let target = parts
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| path.clone(), |p| p.as_str().to_string());
                 let out = dispatch(
                     app.clone(),
                     route,
-                    params,
+                    (target, params),
                     parts.uri.query(),
                     parts.headers.clone(),
                     body,
@@ -419,7 +434,7 @@ async fn guarded(
 async fn dispatch(
     app: Arc<App>,
     route: &'static Route,
-    params: Vec<String>,
+    (target, params): (String, Vec<String>),
     query: Option<&str>,
     headers: HeaderMap,
     body: Bytes,
@@ -474,6 +489,7 @@ async fn dispatch(
     };
     let ctx = Ctx {
         app,
+        target,
         params,
         query: query.map(str::to_string),
         headers,

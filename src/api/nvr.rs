@@ -44,6 +44,7 @@ fn view(r: &Recording) -> serde_json::Value {
         "status": r.status.as_str(),
         "continuous": r.continuous,
         "note": r.note,
+        "node": r.node,
     })
 }
 
@@ -53,15 +54,23 @@ struct StartRequest {
     duration: Option<u64>,
 }
 
-async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<i64> {
-    let user = c.user()?;
-    authorize(c.app.store.as_ref(), user, Action::Record, Some(id)).await?;
+/// The camera of a recording request, checked with `action` and served by this node (else
+/// the 307 or 503 to its node).
+async fn camera_here(c: &Ctx, id: &str, action: Action) -> Result<crate::store::Camera> {
+    authorize(c.app.store.as_ref(), c.user()?, action, Some(id)).await?;
     let cam = c
         .app
         .store
         .camera(id)
         .await?
         .ok_or_else(|| Error::not_found(format!("camera {id} not found")))?;
+    c.on_node(&cam.node, &format!("camera {id}")).await?;
+    Ok(cam)
+}
+
+async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<i64> {
+    let user = c.user()?;
+    let cam = camera_here(c, id, Action::Record).await?;
     if !cam.is_active {
         return Err(Error::conflict(format!(
             "camera {id} is disabled (is_active is false)"
@@ -116,9 +125,7 @@ pub async fn batch(c: Ctx) -> Result<Response<Body>> {
     for ip in &req.ips {
         results.push(match start_one(&c, ip.trim(), req.duration).await {
             Ok(id) => json!({ "ip": ip, "status": "started", "recording_id": id }),
-            Err(e) => {
-                json!({ "ip": ip, "status": "error", "error": e.message, "code": e.kind.code() })
-            }
+            Err(e) => response::batch_error(ip, &e),
         });
     }
     Ok(response::ok(&json!({ "results": results })))
@@ -126,7 +133,7 @@ pub async fn batch(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn stop(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0);
-    authorize(c.app.store.as_ref(), c.user()?, Action::Record, Some(id)).await?;
+    camera_here(&c, id, Action::Record).await?;
     c.app.recordings.stop(id, "stopped by a user")?;
     // wait (briefly) for the file and row to be final, so a list right after shows it
     for _ in 0..100 {
@@ -140,16 +147,7 @@ pub async fn stop(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn status(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0);
-    authorize(
-        c.app.store.as_ref(),
-        c.user()?,
-        Action::ViewRecordings,
-        Some(id),
-    )
-    .await?;
-    if c.app.store.camera(id).await?.is_none() {
-        return Err(Error::not_found(format!("camera {id} not found")));
-    }
+    camera_here(&c, id, Action::ViewRecordings).await?;
     Ok(response::ok(&match c.app.recordings.status(id) {
         Some((rid, elapsed)) => {
             json!({ "is_recording": true, "elapsed_sec": (elapsed * 10.0).round() / 10.0, "recording_id": rid })
@@ -246,6 +244,8 @@ async fn recording_for(c: &Ctx, action: Action) -> Result<Recording> {
     match r {
         Some(r) => {
             authorize(c.app.store.as_ref(), user, action, Some(&r.camera_id)).await?;
+            // the file is on the disk of the node that wrote it
+            c.on_node(&r.node, &format!("recording {id}")).await?;
             Ok(r)
         }
         None => {

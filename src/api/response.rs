@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
@@ -43,7 +43,23 @@ pub fn error(e: &Error) -> Response<Body> {
             r.headers_mut().insert(RETRY_AFTER, v);
         }
     }
+    if let Some(v) = e
+        .location
+        .as_deref()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
+        r.headers_mut().insert(LOCATION, v);
+    }
     r
+}
+
+/// One failed entry of a batch answer; `location` when another node serves it.
+pub fn batch_error(ip: &str, e: &Error) -> serde_json::Value {
+    let mut v = serde_json::json!({ "ip": ip, "status": "error", "error": e.message, "code": e.kind.code() });
+    if let Some(l) = &e.location {
+        v["location"] = serde_json::json!(l);
+    }
+    v
 }
 
 /// 405 with the methods the path does take.

@@ -17,20 +17,27 @@ use super::Ctx;
 use crate::auth::{authorize, Action};
 use crate::error::{Error, Result};
 use crate::media::ingest::Source;
+use crate::store::Camera;
 
 /// Most cameras one batch request may name.
 const MAX_BATCH: usize = 256;
 
-/// Starts (or joins) the camera's session and returns its `hls_url` and state.
-async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
-    let user = c.user()?;
-    authorize(c.app.store.as_ref(), user, Action::Watch, Some(id)).await?;
+/// A camera the caller may watch, served by this node (else the 307/503 to its node).
+async fn watchable(c: &Ctx, id: &str) -> Result<Camera> {
+    authorize(c.app.store.as_ref(), c.user()?, Action::Watch, Some(id)).await?;
     let cam = c
         .app
         .store
         .camera(id)
         .await?
         .ok_or_else(|| Error::not_found(format!("camera {id} not found")))?;
+    c.on_node(&cam.node, &format!("camera {id}")).await?;
+    Ok(cam)
+}
+
+/// Starts (or joins) the camera's session and returns its `hls_url` and state.
+async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
+    let cam = watchable(c, id).await?;
     if !cam.is_active {
         return Err(Error::conflict(format!(
             "camera {id} is disabled (is_active is false)"
@@ -69,7 +76,7 @@ pub async fn start(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn stop(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0);
-    authorize(c.app.store.as_ref(), c.user()?, Action::Watch, Some(id)).await?;
+    watchable(&c, id).await?;
     if c.app.streams.stop(id)? {
         Ok(response::message(200, "Stream stopped"))
     } else {
@@ -97,7 +104,7 @@ pub async fn batch(c: Ctx) -> Result<Response<Body>> {
         let ip = ip.trim();
         results.push(match start_one(&c, ip).await {
             Ok(v) => json!({ "ip": ip, "status": "started", "hls_url": v["hls_url"], "state": v["state"] }),
-            Err(e) => json!({ "ip": ip, "status": "error", "error": e.message, "code": e.kind.code() }),
+            Err(e) => response::batch_error(ip, &e),
         });
     }
     Ok(response::ok(&json!({ "results": results })))
@@ -119,15 +126,28 @@ fn chunks_body(chunks: Vec<Bytes>) -> Body {
     StreamBody::new(futures_util::stream::iter(frames)).boxed()
 }
 
-/// Serves one file of the camera's live window.
+/// Serves one file of the camera's live window. A playlist asked of the camera's node while
+/// nothing pulls it (the camera just moved here, or the session timed out) starts the session,
+/// so a player carries on through a move.
 pub async fn file(c: Ctx) -> Result<Response<Body>> {
     let (id, name) = (c.param(0), c.param(1));
-    authorize(c.app.store.as_ref(), c.user()?, Action::Watch, Some(id)).await?;
-    let live = c.app.streams.get(id).ok_or_else(|| {
-        Error::not_found(format!(
-            "camera {id} is not streaming; start it with GET /api/cameras/stream/{id}"
-        ))
-    })?;
+    let live = match c.app.streams.get(id) {
+        Some(live) => {
+            authorize(c.app.store.as_ref(), c.user()?, Action::Watch, Some(id)).await?;
+            live
+        }
+        None => {
+            let cam = watchable(&c, id).await?;
+            if name != "index.m3u8" || !cam.is_active {
+                return Err(Error::not_found(format!(
+                    "camera {id} is not streaming; start it with GET /api/cameras/stream/{id}"
+                )));
+            }
+            c.app
+                .streams
+                .start(Source::of(&c.app.sealer, &cam)?, true)?
+        }
+    };
     live.touch();
     live.want_hls();
     let query = c

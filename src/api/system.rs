@@ -120,3 +120,33 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
     }
     Ok(response::ok(&body))
 }
+
+/// `GET /api/nodes` (admins): every box that shares this store, its last heartbeat, and the
+/// cameras it owns, pulls and records.
+pub async fn nodes(c: Ctx) -> Result<Response<Body>> {
+    authorize(c.app.store.as_ref(), c.user()?, Action::ManageCameras, None).await?;
+    let nodes = c.app.store.nodes().await?;
+    let cams = c.app.store.cameras().await?;
+    let stale = c.app.fleet.stale.as_secs_f64();
+    let list: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n.name,
+                "url": n.url,
+                "online": n.age_secs <= stale,
+                "last_heartbeat": n.heartbeat,
+                "heartbeat_age_sec": (n.age_secs * 10.0).round() / 10.0,
+                "started_at": n.started_at,
+                "version": n.version,
+                "cameras": cams.iter().filter(|cam| cam.node == n.name).count(),
+                "live": n.live,
+                "recording": n.recording,
+                "this_node": n.name == c.app.fleet.me,
+            })
+        })
+        .collect();
+    Ok(response::ok(
+        &json!({ "nodes": list, "node": c.app.fleet.me }),
+    ))
+}

@@ -114,6 +114,8 @@ pub struct CameraView {
     pub last_seen: Option<chrono::DateTime<chrono::Utc>>,
     pub is_recording: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The node that pulls, serves and records it.
+    pub node: String,
     /// The live session: `{"state": "idle" | "connecting" | "live" | "retrying" | …}`.
     pub stream: crate::media::ingest::State,
 }
@@ -142,6 +144,7 @@ impl From<&Camera> for CameraView {
             last_seen: c.last_seen,
             is_recording: c.is_recording,
             created_at: c.created_at,
+            node: c.node.clone(),
             stream: crate::media::ingest::State::Idle,
         }
     }

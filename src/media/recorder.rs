@@ -55,6 +55,8 @@ pub struct RecordingPlan {
     pub sync_every: Duration,
     pub fragment: Duration,
     pub root: PathBuf,
+    /// This node, written into each row.
+    pub node: String,
 }
 
 /// Why a session ended.
@@ -214,6 +216,7 @@ async fn open(
                     path: rel,
                     start_time: wall,
                     continuous: plan.duration.is_none(),
+                    node: plan.node.clone(),
                 })
                 .await?
         }

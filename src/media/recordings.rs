@@ -26,6 +26,10 @@ pub struct RecordingConfig {
     pub min_free_bytes: u64,
     /// Finished recordings older than this are deleted (`RETENTION_DAYS`).
     pub retention: Option<Duration>,
+    /// This node: written into every recording row.
+    pub node: String,
+    /// Other nodes share the store: the disk watcher touches only this node's recordings.
+    pub shared: bool,
 }
 
 struct Active {
@@ -35,6 +39,8 @@ struct Active {
     started: Instant,
     current: watch::Receiver<i64>,
     stop: watch::Sender<Option<String>>,
+    /// Keep the camera's `is_recording` when it ends (it continues elsewhere or later).
+    keep: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -84,6 +90,28 @@ impl Recordings {
 
     pub fn running(&self) -> usize {
         self.map().len()
+    }
+
+    /// Cameras recording now.
+    pub fn cameras(&self) -> Vec<String> {
+        self.map().keys().cloned().collect()
+    }
+
+    /// Stops the camera's recording because it continues on another node (the camera keeps
+    /// `is_recording`) and waits, at most 10 s, until its row is closed.
+    pub async fn hand_over(&self, camera: &str, why: &str) {
+        if let Some(a) = self.map().get(camera) {
+            a.keep.store(true, std::sync::atomic::Ordering::SeqCst);
+            a.stop.send_replace(Some(why.to_string()));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.status(camera).is_some() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn node_filter(&self) -> Option<&str> {
+        self.cfg.shared.then_some(self.cfg.node.as_str())
     }
 
     /// Starts recording `src`; returns the recording's id at once (its file opens with the
@@ -143,6 +171,7 @@ impl Recordings {
             sync_every: self.cfg.sync_every,
             fragment: self.cfg.fragment,
             root: self.cfg.root.clone(),
+            node: self.cfg.node.clone(),
         };
         // the row exists from now on (its file opens with the first video): the id is known at
         // once, and a camera that never answers shows as a recording with nothing in it
@@ -155,6 +184,7 @@ impl Recordings {
                 path: recorder::relative_path(&camera, now),
                 start_time: now,
                 continuous: duration.is_none(),
+                node: self.cfg.node.clone(),
             })
             .await
         {
@@ -171,18 +201,16 @@ impl Recordings {
         let cam = camera.clone();
         let store = self.store.clone();
         let token: u64 = rand::random();
+        let keep = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let keep2 = keep.clone();
         let task = tokio::spawn(async move {
             let ending =
                 recorder::run(store.clone(), plan, events, stop_rx, reserved, cur_tx).await;
             live.release();
-            {
-                let mut map = me.map();
-                if map.get(&cam).is_some_and(|a| a.token == token) {
-                    map.remove(&cam);
-                }
-            }
-            // a continuous recording stopped by a shutdown resumes at the next start
-            let keep_flag = matches!(&ending, Ending::Stopped(why) if why == SHUTDOWN);
+            // a continuous recording stopped by a shutdown resumes at the next start; one
+            // handed over goes on on its new node
+            let keep_flag = matches!(&ending, Ending::Stopped(why) if why == SHUTDOWN)
+                || keep2.load(std::sync::atomic::Ordering::SeqCst);
             if !keep_flag {
                 let patch = CameraPatch {
                     is_recording: Some(false),
@@ -191,6 +219,11 @@ impl Recordings {
                 if let Err(e) = store.update_camera(&cam, patch).await {
                     warn!(camera = %cam, error = %e, "cannot clear is_recording");
                 }
+            }
+            // leave the map last: until then the camera counts as recording here
+            let mut map = me.map();
+            if map.get(&cam).is_some_and(|a| a.token == token) {
+                map.remove(&cam);
             }
         });
         let raced = {
@@ -206,6 +239,7 @@ impl Recordings {
                         started: Instant::now(),
                         current: cur_rx,
                         stop: stop.clone(),
+                        keep,
                         task,
                     },
                 );
@@ -252,7 +286,7 @@ impl Recordings {
             loop {
                 let old: Vec<_> = self
                     .store
-                    .oldest_recordings(32)
+                    .oldest_recordings(32, self.node_filter())
                     .await?
                     .into_iter()
                     .filter(|r| r.start_time < cutoff)
@@ -270,7 +304,13 @@ impl Recordings {
             return Ok(());
         };
         while free < self.cfg.min_free_bytes {
-            let Some(r) = self.store.oldest_recordings(1).await?.into_iter().next() else {
+            let Some(r) = self
+                .store
+                .oldest_recordings(1, self.node_filter())
+                .await?
+                .into_iter()
+                .next()
+            else {
                 let running: Vec<String> = self.map().keys().cloned().collect();
                 if !running.is_empty() {
                     let why = format!(

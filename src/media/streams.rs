@@ -118,6 +118,11 @@ impl Streams {
             .map_or(0, |l| l.sessions.load(Ordering::Relaxed))
     }
 
+    /// Cameras with a session now.
+    pub fn ids(&self) -> Vec<String> {
+        self.map().keys().cloned().collect()
+    }
+
     pub fn active(&self) -> usize {
         self.map().len()
     }

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 
 use super::{
     Brand, Camera, CameraPatch, CreateMode, Dump, DynStore, ImportReport, NewRecording, NewUser,
-    RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Transport,
+    NodeBeat, RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Transport,
 };
 use crate::error::Kind;
 
@@ -39,6 +39,7 @@ pub const CHECKS: &[Check] = &[
         Box::pin(concurrent_writers_keep_uniqueness(s))
     }),
     ("recordings_index", |s| Box::pin(recordings_index(s))),
+    ("nodes_and_claims", |s| Box::pin(nodes_and_claims(s))),
     ("key_fingerprint_is_kept", |s| {
         Box::pin(key_fingerprint_is_kept(s))
     }),
@@ -86,6 +87,7 @@ pub async fn populate(s: &DynStore) -> Dump {
             path: "10.0.0.1/2026/11/27/100000-1.mp4".into(),
             start_time: Utc::now() - Duration::minutes(5),
             continuous: false,
+            node: "box-1".into(),
         })
         .await
         .unwrap();
@@ -125,6 +127,7 @@ pub fn camera(ip: &str, channel: u32) -> Camera {
         last_seen: None,
         is_recording: false,
         created_at: Utc::now(),
+        node: "box-1".into(),
     }
 }
 
@@ -266,11 +269,13 @@ async fn cameras_crud_and_uniqueness(s: DynStore) {
                 is_active: Some(false),
                 last_seen: Some(seen),
                 is_recording: Some(true),
+                node: Some("box-2".into()),
             },
         )
         .await
         .unwrap();
     assert_eq!(up.name, "gate");
+    assert_eq!(up.node, "box-2", "a camera moves between nodes");
     assert_eq!(
         (up.brand, up.port, up.transport),
         (Brand::Dahua, 8554, Transport::Udp)
@@ -597,6 +602,7 @@ fn new_recording(cam: &str, minutes_ago: i64, continuous: bool) -> NewRecording 
         path: format!("{cam}/{}.mp4", start.timestamp_micros()),
         start_time: start,
         continuous,
+        node: if cam == "cam-b" { "box-2" } else { "box-1" }.into(),
     }
 }
 
@@ -609,8 +615,16 @@ async fn recordings_index(s: DynStore) {
         .create_recording(new_recording("cam-b", 20, true))
         .await
         .unwrap();
+    assert_eq!(
+        s.create_recording(new_recording("cam-a", 15, false))
+            .await
+            .unwrap_err()
+            .kind,
+        Kind::Conflict,
+        "one open recording per camera, whatever the node"
+    );
     let c = s
-        .create_recording(new_recording("cam-a", 10, false))
+        .create_recording(new_recording("cam-c", 10, false))
         .await
         .unwrap();
     assert!(a.id > 0 && b.id > a.id && c.id > b.id, "ids increase");
@@ -631,7 +645,7 @@ async fn recordings_index(s: DynStore) {
         "newest first"
     );
     let only_a = RecordingFilter {
-        camera_ids: Some(vec!["cam-a".into()]),
+        camera_ids: Some(vec!["cam-a".into(), "cam-c".into()]),
         limit: 100,
         ..Default::default()
     };
@@ -662,7 +676,7 @@ async fn recordings_index(s: DynStore) {
     open.sort();
     assert_eq!(open, vec![a.id, b.id, c.id]);
     assert!(
-        s.oldest_recordings(10).await.unwrap().is_empty(),
+        s.oldest_recordings(10, None).await.unwrap().is_empty(),
         "running ones are never offered"
     );
     assert_eq!(
@@ -706,11 +720,23 @@ async fn recordings_index(s: DynStore) {
     .unwrap();
     assert_eq!(ids(s.open_recordings().await.unwrap()), vec![c.id]);
     assert_eq!(
-        ids(s.oldest_recordings(10).await.unwrap()),
+        ids(s.oldest_recordings(10, None).await.unwrap()),
         vec![a.id, b.id],
         "oldest first"
     );
-    assert_eq!(ids(s.oldest_recordings(1).await.unwrap()), vec![a.id]);
+    assert_eq!(ids(s.oldest_recordings(1, None).await.unwrap()), vec![a.id]);
+    assert_eq!(
+        ids(s.oldest_recordings(10, Some("box-2")).await.unwrap()),
+        vec![b.id],
+        "one node's files only"
+    );
+    assert_eq!(s.recording(b.id).await.unwrap().unwrap().node, "box-2");
+    // a camera's next recording may start once its open one is closed
+    let a2 = s
+        .create_recording(new_recording("cam-a", 5, true))
+        .await
+        .unwrap();
+    assert_eq!(a2.node, "box-1");
     assert_eq!(
         s.recording(b.id).await.unwrap().unwrap().note.as_deref(),
         Some("disk full")
@@ -736,5 +762,62 @@ async fn recordings_index(s: DynStore) {
         .kind,
         Kind::NotFound
     );
-    assert_eq!(ids(s.recordings(&all).await.unwrap()), vec![c.id, b.id]);
+    assert_eq!(
+        ids(s.recordings(&all).await.unwrap()),
+        vec![a2.id, c.id, b.id]
+    );
+}
+
+fn beat(name: &str, instance: &str) -> NodeBeat {
+    NodeBeat {
+        name: name.into(),
+        url: format!("http://{name}:5000"),
+        instance: instance.into(),
+        started_at: Utc::now(),
+        live: 3,
+        recording: 2,
+        version: "test".into(),
+        stale_secs: 30.0,
+    }
+}
+
+async fn nodes_and_claims(s: DynStore) {
+    assert!(s.nodes().await.unwrap().is_empty());
+    s.heartbeat(&beat("box-b", "i1")).await.unwrap();
+    s.heartbeat(&beat("box-a", "i2")).await.unwrap();
+    s.heartbeat(&beat("box-a", "i2")).await.unwrap();
+    let nodes = s.nodes().await.unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, vec!["box-a", "box-b"], "by name");
+    let a = &nodes[0];
+    assert_eq!(
+        (a.url.as_str(), a.live, a.recording),
+        ("http://box-a:5000", 3, 2)
+    );
+    assert!(
+        (0.0..5.0).contains(&a.age_secs),
+        "fresh heartbeat: {}",
+        a.age_secs
+    );
+    assert_eq!(
+        s.heartbeat(&beat("box-a", "another-process"))
+            .await
+            .unwrap_err()
+            .kind,
+        Kind::Conflict,
+        "a second live process with the same name is refused"
+    );
+    // rows from before nodes existed go to the first box that claims them
+    let mut cam = camera("10.0.0.9", 1);
+    cam.node = String::new();
+    s.create_camera(cam).await.unwrap();
+    s.create_camera(camera("10.0.0.8", 1)).await.unwrap();
+    let mut r = new_recording("cam-z", 1, false);
+    r.node = String::new();
+    let r = s.create_recording(r).await.unwrap();
+    assert_eq!(s.claim_unowned("box-a").await.unwrap(), 2);
+    assert_eq!(s.claim_unowned("box-b").await.unwrap(), 0);
+    assert_eq!(s.camera("10.0.0.9").await.unwrap().unwrap().node, "box-a");
+    assert_eq!(s.camera("10.0.0.8").await.unwrap().unwrap().node, "box-1");
+    assert_eq!(s.recording(r.id).await.unwrap().unwrap().node, "box-a");
 }

@@ -131,6 +131,8 @@ pub struct Camera {
     pub last_seen: Option<DateTime<Utc>>,
     pub is_recording: bool,
     pub created_at: DateTime<Utc>,
+    /// The node (vigia box) that pulls, serves and records it; see `fleet`.
+    pub node: String,
 }
 
 /// Fields of a camera that `update_camera` may change (`None`: keep).
@@ -145,6 +147,8 @@ pub struct CameraPatch {
     pub is_active: Option<bool>,
     pub last_seen: Option<DateTime<Utc>>,
     pub is_recording: Option<bool>,
+    /// Moves the camera to another node.
+    pub node: Option<String>,
 }
 
 /// Where a recording stands.
@@ -204,6 +208,8 @@ pub struct Recording {
     pub continuous: bool,
     /// Why it ended, when that is worth saying.
     pub note: Option<String>,
+    /// The node whose disk holds the file.
+    pub node: String,
 }
 
 /// A recording to create (status `recording`).
@@ -214,6 +220,7 @@ pub struct NewRecording {
     pub path: String,
     pub start_time: DateTime<Utc>,
     pub continuous: bool,
+    pub node: String,
 }
 
 /// How a recording ended.
@@ -237,6 +244,36 @@ pub struct RecordingFilter {
     pub until: Option<DateTime<Utc>>,
     pub limit: usize,
     pub offset: usize,
+}
+
+/// A vigia box as the store knows it: its last heartbeat and what it was doing then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    /// Where other boxes send its cameras' requests (`NODE_URL`).
+    pub url: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat: DateTime<Utc>,
+    /// Seconds since the heartbeat, by the store's clock (one clock for every box).
+    pub age_secs: f64,
+    pub live: u32,
+    pub recording: u32,
+    pub version: String,
+}
+
+/// One heartbeat of this box.
+#[derive(Debug, Clone)]
+pub struct NodeBeat {
+    pub name: String,
+    pub url: String,
+    /// Tells this process from another one started with the same `NODE_NAME`.
+    pub instance: String,
+    pub started_at: DateTime<Utc>,
+    pub live: u32,
+    pub recording: u32,
+    pub version: String,
+    /// A heartbeat older than this is a dead node: another instance may take the name.
+    pub stale_secs: f64,
 }
 
 /// What a token's subject and id come to, read in one look-up per request.
@@ -343,7 +380,8 @@ pub trait Store: Send + Sync + 'static {
     /// none was stored.
     async fn key_fingerprint(&self, fingerprint: &str, replace: bool) -> Result<Option<String>>;
 
-    /// Creates a recording row with status `recording`.
+    /// Creates a recording row with status `recording`. `Conflict` when the camera has an
+    /// open row already (on any node): one camera is never recorded twice at once.
     async fn create_recording(&self, new: NewRecording) -> Result<Recording>;
     /// Ends a recording. `NotFound`.
     async fn finish_recording(&self, id: i64, end: RecordingEnd) -> Result<Recording>;
@@ -352,10 +390,20 @@ pub trait Store: Send + Sync + 'static {
     async fn recordings(&self, filter: &RecordingFilter) -> Result<Vec<Recording>>;
     /// Rows still marked `recording` (after a crash: to reconcile).
     async fn open_recordings(&self) -> Result<Vec<Recording>>;
-    /// Up to `limit` finished recordings, oldest first (retention), without a full scan.
-    async fn oldest_recordings(&self, limit: usize) -> Result<Vec<Recording>>;
+    /// Up to `limit` finished recordings, oldest first (retention), without a full scan;
+    /// with `node`, only the ones whose file that node holds.
+    async fn oldest_recordings(&self, limit: usize, node: Option<&str>) -> Result<Vec<Recording>>;
     /// Deletes a finished recording's row. `NotFound`; `Conflict` while it is being written.
     async fn delete_recording(&self, id: i64) -> Result<()>;
+
+    /// Records this node's heartbeat. `Conflict` when another live instance (a fresh
+    /// heartbeat with another `instance`) already uses the name.
+    async fn heartbeat(&self, beat: &NodeBeat) -> Result<()>;
+    /// Every node that ever sent a heartbeat, by name.
+    async fn nodes(&self) -> Result<Vec<Node>>;
+    /// Gives cameras and recordings that have no node (made before nodes existed) to `node`;
+    /// returns how many rows changed.
+    async fn claim_unowned(&self, node: &str) -> Result<u64>;
 
     /// Every row, for migration.
     async fn export(&self) -> Result<Dump>;

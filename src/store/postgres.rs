@@ -23,8 +23,9 @@ use tokio_postgres::Row;
 use tracing::info;
 
 use super::{
-    Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewRecording, NewUser, Recording,
-    RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Store, Transport, User,
+    Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewRecording, NewUser, Node,
+    NodeBeat, Recording, RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Store,
+    Transport, User,
 };
 use crate::config::{DbConfig, DbLocation};
 use crate::error::{Error, Kind, Result};
@@ -33,6 +34,7 @@ use crate::error::{Error, Kind, Result};
 pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_recordings.sql")),
+    (3, include_str!("../../migrations/0003_fleet.sql")),
 ];
 
 /// Advisory lock keys ("vigia" + n).
@@ -145,6 +147,9 @@ fn pg_error(e: tokio_postgres::Error) -> Error {
                 Some("cameras_ip_channel_key") => {
                     "this channel of this address is already a camera"
                 }
+                Some("recordings_one_open_per_camera") => {
+                    "the camera is already being recorded (by this or another node)"
+                }
                 _ => "a row with the same key exists",
             };
             return Error::conflict(msg);
@@ -201,7 +206,7 @@ fn transport_str(t: Transport) -> &'static str {
 }
 
 const CAMERA_COLUMNS: &str = "id, ip, channel, name, brand, port, rtsp_url_sealed, \
-    rtsp_url_display, transport, is_active, last_seen, is_recording, created_at";
+    rtsp_url_display, transport, is_active, last_seen, is_recording, created_at, node";
 
 fn camera_from(row: &Row) -> Result<Camera> {
     let brand: &str = row.try_get("brand")?;
@@ -227,6 +232,7 @@ fn camera_from(row: &Row) -> Result<Camera> {
         last_seen: row.try_get("last_seen")?,
         is_recording: row.try_get("is_recording")?,
         created_at: row.try_get("created_at")?,
+        node: row.try_get("node")?,
     })
 }
 
@@ -290,7 +296,7 @@ impl Tx<'_> {
 }
 
 const RECORDING_COLUMNS: &str = "id, camera_id, user_id, path, start_time, end_time, \
-    duration_sec, file_size, status, continuous, note";
+    duration_sec, file_size, status, continuous, note, node";
 
 fn recording_from(row: &Row) -> Result<Recording> {
     let status: &str = row.try_get("status")?;
@@ -308,6 +314,7 @@ fn recording_from(row: &Row) -> Result<Recording> {
             .ok_or_else(|| Error::internal(format!("unknown recording status '{status}'")))?,
         continuous: row.try_get("continuous")?,
         note: row.try_get("note")?,
+        node: row.try_get("node")?,
     })
 }
 
@@ -543,7 +550,7 @@ impl Store for PgStore {
     async fn create_camera(&self, c: Camera) -> Result<Camera> {
         let sql = format!(
             "INSERT INTO cameras ({CAMERA_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              RETURNING {CAMERA_COLUMNS}"
         );
         let row = self
@@ -565,6 +572,7 @@ impl Store for PgStore {
                     &c.last_seen.map(micros),
                     &c.is_recording,
                     &micros(c.created_at),
+                    &c.node,
                 ],
             )
             .await
@@ -605,7 +613,8 @@ impl Store for PgStore {
                 transport = COALESCE($7, transport),
                 is_active = COALESCE($8, is_active),
                 last_seen = COALESCE($9, last_seen),
-                is_recording = COALESCE($10, is_recording)
+                is_recording = COALESCE($10, is_recording),
+                node = COALESCE($11, node)
              WHERE id = $1 RETURNING {CAMERA_COLUMNS}"
         );
         let row = self
@@ -624,6 +633,7 @@ impl Store for PgStore {
                     &p.is_active,
                     &p.last_seen.map(micros),
                     &p.is_recording,
+                    &p.node,
                 ],
             )
             .await?
@@ -777,8 +787,8 @@ impl Store for PgStore {
 
     async fn create_recording(&self, new: NewRecording) -> Result<Recording> {
         let sql = format!(
-            "INSERT INTO recordings (camera_id, user_id, path, start_time, status, continuous)
-             VALUES ($1, $2, $3, $4, 'recording', $5) RETURNING {RECORDING_COLUMNS}"
+            "INSERT INTO recordings (camera_id, user_id, path, start_time, status, continuous, node)
+             VALUES ($1, $2, $3, $4, 'recording', $5, $6) RETURNING {RECORDING_COLUMNS}"
         );
         let row = self
             .client()
@@ -791,9 +801,17 @@ impl Store for PgStore {
                     &new.path,
                     &micros(new.start_time),
                     &new.continuous,
+                    &new.node,
                 ],
             )
-            .await?;
+            .await
+            .map_err(|e| match pg_error(e) {
+                x if x.kind == Kind::Conflict => Error::conflict(format!(
+                    "camera {} is already being recorded (by this or another node)",
+                    new.camera_id
+                )),
+                other => other,
+            })?;
         recording_from(&row)
     }
 
@@ -860,13 +878,104 @@ impl Store for PgStore {
         rows.iter().map(recording_from).collect()
     }
 
-    async fn oldest_recordings(&self, limit: usize) -> Result<Vec<Recording>> {
-        let sql = format!(
-            "SELECT {RECORDING_COLUMNS} FROM recordings WHERE status <> 'recording'
-             ORDER BY start_time, id LIMIT $1"
-        );
-        let rows = self.client().await?.query(&sql, &[&(limit as i64)]).await?;
+    async fn oldest_recordings(&self, limit: usize, node: Option<&str>) -> Result<Vec<Recording>> {
+        let client = self.client().await?;
+        let rows = match node {
+            Some(node) => {
+                let sql = format!(
+                    "SELECT {RECORDING_COLUMNS} FROM recordings
+                     WHERE status <> 'recording' AND node = $2
+                     ORDER BY node, start_time, id LIMIT $1"
+                );
+                client.query(&sql, &[&(limit as i64), &node]).await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {RECORDING_COLUMNS} FROM recordings WHERE status <> 'recording'
+                     ORDER BY start_time, id LIMIT $1"
+                );
+                client.query(&sql, &[&(limit as i64)]).await?
+            }
+        };
         rows.iter().map(recording_from).collect()
+    }
+
+    async fn heartbeat(&self, b: &NodeBeat) -> Result<()> {
+        // the row is taken over only from the same process or from a dead one
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO nodes (name, url, instance, started_at, heartbeat, live, recording, version)
+                 VALUES ($1, $2, $3, $4, now(), $5, $6, $7)
+                 ON CONFLICT (name) DO UPDATE SET
+                    url = EXCLUDED.url, instance = EXCLUDED.instance,
+                    started_at = EXCLUDED.started_at, heartbeat = now(),
+                    live = EXCLUDED.live, recording = EXCLUDED.recording,
+                    version = EXCLUDED.version
+                 WHERE nodes.instance = EXCLUDED.instance
+                    OR nodes.heartbeat < now() - make_interval(secs => $8)",
+                &[
+                    &b.name,
+                    &b.url,
+                    &b.instance,
+                    &micros(b.started_at),
+                    &(b.live as i32),
+                    &(b.recording as i32),
+                    &b.version,
+                    &b.stale_secs,
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(Error::conflict(format!(
+                "another running vigia already uses NODE_NAME '{}'; give every box its own name",
+                b.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<Node>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT name, url, started_at, heartbeat, live, recording, version,
+                        EXTRACT(EPOCH FROM (now() - heartbeat))::float8 AS age
+                 FROM nodes ORDER BY name COLLATE \"C\"",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let live: i32 = r.try_get("live")?;
+                let recording: i32 = r.try_get("recording")?;
+                Ok(Node {
+                    name: r.try_get("name")?,
+                    url: r.try_get("url")?,
+                    started_at: r.try_get("started_at")?,
+                    heartbeat: r.try_get("heartbeat")?,
+                    age_secs: r.try_get::<_, f64>("age")?.max(0.0),
+                    live: live.max(0) as u32,
+                    recording: recording.max(0) as u32,
+                    version: r.try_get("version")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_unowned(&self, node: &str) -> Result<u64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let a = tx
+            .execute("UPDATE cameras SET node = $1 WHERE node = ''", &[&node])
+            .await?;
+        let b = tx
+            .execute("UPDATE recordings SET node = $1 WHERE node = ''", &[&node])
+            .await?;
+        tx.commit().await?;
+        Ok(a + b)
     }
 
     async fn delete_recording(&self, id: i64) -> Result<()> {
@@ -1006,7 +1115,7 @@ impl Store for PgStore {
         .await?;
         let insert_camera = format!(
             "INSERT INTO cameras ({CAMERA_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (id) DO NOTHING"
         );
         for c in &dump.cameras {
@@ -1027,6 +1136,7 @@ impl Store for PgStore {
                         &c.last_seen,
                         &c.is_recording,
                         &c.created_at,
+                        &c.node,
                     ],
                 )
                 .await
@@ -1077,7 +1187,7 @@ impl Store for PgStore {
         }
         let insert_recording = format!(
             "INSERT INTO recordings ({RECORDING_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING"
         );
         for r in &dump.recordings {
             let n = tx
@@ -1095,6 +1205,7 @@ impl Store for PgStore {
                         &r.status.as_str(),
                         &r.continuous,
                         &r.note,
+                        &r.node,
                     ],
                 )
                 .await?;

@@ -19,8 +19,9 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewRecording, NewUser, Recording,
-    RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Store, Transport, User,
+    Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewRecording, NewUser, Node,
+    NodeBeat, Recording, RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Store,
+    Transport, User,
 };
 use crate::error::{Error, Kind, Result};
 
@@ -88,6 +89,22 @@ enum CameraRow {
         is_recording: bool,
         created_at_us: i64,
     },
+    /// V1 plus the owning node.
+    V2 {
+        ip: String,
+        channel: u32,
+        name: String,
+        brand: Brand,
+        port: u16,
+        rtsp_url_sealed: Vec<u8>,
+        rtsp_url_display: String,
+        transport: Transport,
+        is_active: bool,
+        last_seen_us: Option<i64>,
+        is_recording: bool,
+        created_at_us: i64,
+        node: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -104,10 +121,24 @@ enum RecordingRow {
         continuous: bool,
         note: Option<String>,
     },
+    /// V1 plus the node whose disk holds the file.
+    V2 {
+        camera_id: String,
+        user_id: Option<i64>,
+        path: String,
+        start_us: i64,
+        end_us: Option<i64>,
+        duration_sec: f64,
+        file_size: u64,
+        status: RecordingStatus,
+        continuous: bool,
+        note: Option<String>,
+        node: String,
+    },
 }
 
 fn recording_row(r: &Recording) -> Result<Vec<u8>> {
-    encode(&RecordingRow::V1 {
+    encode(&RecordingRow::V2 {
         camera_id: r.camera_id.clone(),
         user_id: r.user_id,
         path: r.path.clone(),
@@ -118,11 +149,12 @@ fn recording_row(r: &Recording) -> Result<Vec<u8>> {
         status: r.status,
         continuous: r.continuous,
         note: r.note.clone(),
+        node: r.node.clone(),
     })
 }
 
 fn recording_from_row(id: u64, bytes: &[u8]) -> Result<Recording> {
-    let RecordingRow::V1 {
+    let (
         camera_id,
         user_id,
         path,
@@ -133,7 +165,58 @@ fn recording_from_row(id: u64, bytes: &[u8]) -> Result<Recording> {
         status,
         continuous,
         note,
-    } = decode(bytes, "recording")?;
+        node,
+    ) = match decode(bytes, "recording")? {
+        RecordingRow::V1 {
+            camera_id,
+            user_id,
+            path,
+            start_us,
+            end_us,
+            duration_sec,
+            file_size,
+            status,
+            continuous,
+            note,
+        } => (
+            camera_id,
+            user_id,
+            path,
+            start_us,
+            end_us,
+            duration_sec,
+            file_size,
+            status,
+            continuous,
+            note,
+            String::new(),
+        ),
+        RecordingRow::V2 {
+            camera_id,
+            user_id,
+            path,
+            start_us,
+            end_us,
+            duration_sec,
+            file_size,
+            status,
+            continuous,
+            note,
+            node,
+        } => (
+            camera_id,
+            user_id,
+            path,
+            start_us,
+            end_us,
+            duration_sec,
+            file_size,
+            status,
+            continuous,
+            note,
+            node,
+        ),
+    };
     Ok(Recording {
         id: id as i64,
         camera_id,
@@ -146,6 +229,7 @@ fn recording_from_row(id: u64, bytes: &[u8]) -> Result<Recording> {
         status,
         continuous,
         note,
+        node,
     })
 }
 
@@ -185,7 +269,70 @@ fn user_from_row(id: u64, bytes: &[u8]) -> Result<(User, String)> {
 }
 
 fn camera_from_row(id: &str, bytes: &[u8]) -> Result<Camera> {
-    let CameraRow::V1 {
+    let (row, node) = match decode(bytes, "camera")? {
+        CameraRow::V1 {
+            ip,
+            channel,
+            name,
+            brand,
+            port,
+            rtsp_url_sealed,
+            rtsp_url_display,
+            transport,
+            is_active,
+            last_seen_us,
+            is_recording,
+            created_at_us,
+        } => (
+            (
+                ip,
+                channel,
+                name,
+                brand,
+                port,
+                rtsp_url_sealed,
+                rtsp_url_display,
+                transport,
+                is_active,
+                last_seen_us,
+                is_recording,
+                created_at_us,
+            ),
+            String::new(),
+        ),
+        CameraRow::V2 {
+            ip,
+            channel,
+            name,
+            brand,
+            port,
+            rtsp_url_sealed,
+            rtsp_url_display,
+            transport,
+            is_active,
+            last_seen_us,
+            is_recording,
+            created_at_us,
+            node,
+        } => (
+            (
+                ip,
+                channel,
+                name,
+                brand,
+                port,
+                rtsp_url_sealed,
+                rtsp_url_display,
+                transport,
+                is_active,
+                last_seen_us,
+                is_recording,
+                created_at_us,
+            ),
+            node,
+        ),
+    };
+    let (
         ip,
         channel,
         name,
@@ -198,7 +345,7 @@ fn camera_from_row(id: &str, bytes: &[u8]) -> Result<Camera> {
         last_seen_us,
         is_recording,
         created_at_us,
-    } = decode(bytes, "camera")?;
+    ) = row;
     Ok(Camera {
         id: id.to_string(),
         ip,
@@ -213,11 +360,12 @@ fn camera_from_row(id: &str, bytes: &[u8]) -> Result<Camera> {
         last_seen: last_seen_us.map(from_us),
         is_recording,
         created_at: from_us(created_at_us),
+        node,
     })
 }
 
 fn camera_row(c: &Camera) -> Result<Vec<u8>> {
-    encode(&CameraRow::V1 {
+    encode(&CameraRow::V2 {
         ip: c.ip.clone(),
         channel: c.channel,
         name: c.name.clone(),
@@ -230,6 +378,7 @@ fn camera_row(c: &Camera) -> Result<Vec<u8>> {
         last_seen_us: c.last_seen.map(to_us),
         is_recording: c.is_recording,
         created_at_us: to_us(c.created_at),
+        node: c.node.clone(),
     })
 }
 
@@ -240,7 +389,14 @@ fn user_id(id: i64) -> Result<u64> {
 /// The redb-backed [`Store`].
 pub struct RedbStore {
     db: Arc<Database>,
+    /// Heartbeats: an embedded store serves one box, so they live in memory (and a box that
+    /// only watches live video writes nothing to disk).
+    nodes: NodeMap,
 }
+
+type NodeMap = std::sync::Mutex<
+    std::collections::HashMap<String, (NodeBeat, DateTime<Utc>, std::time::Instant)>,
+>;
 
 impl RedbStore {
     /// Opens (or creates) `path`, creating missing tables and checking the schema version.
@@ -281,7 +437,10 @@ impl RedbStore {
             txn.open_table(REC_OPEN)?;
         }
         txn.commit()?;
-        Ok(RedbStore { db: Arc::new(db) })
+        Ok(RedbStore {
+            db: Arc::new(db),
+            nodes: NodeMap::default(),
+        })
     }
 
     /// Runs `f` in a write transaction on the blocking pool; commits when it returns `Ok`.
@@ -538,6 +697,9 @@ impl Store for RedbStore {
             if let Some(v) = patch.is_recording {
                 c.is_recording = v;
             }
+            if let Some(v) = patch.node {
+                c.node = v;
+            }
             let row = camera_row(&c)?;
             cams.insert(id.as_str(), row.as_slice())?;
             camera_from_row(&id, &row)
@@ -691,6 +853,21 @@ impl Store for RedbStore {
 
     async fn create_recording(&self, new: NewRecording) -> Result<Recording> {
         self.write(move |txn| {
+            {
+                let open = txn.open_table(REC_OPEN)?;
+                let rows = txn.open_table(RECORDINGS)?;
+                for entry in open.iter()? {
+                    let id = entry?.0.value();
+                    if let Some(v) = rows.get(id)? {
+                        if recording_from_row(id, v.value())?.camera_id == new.camera_id {
+                            return Err(Error::conflict(format!(
+                                "camera {} is already being recorded (recording {id})",
+                                new.camera_id
+                            )));
+                        }
+                    }
+                }
+            }
             let mut meta = txn.open_table(META)?;
             let id = meta
                 .get("next_recording_id")?
@@ -709,6 +886,7 @@ impl Store for RedbStore {
                 status: RecordingStatus::Recording,
                 continuous: new.continuous,
                 note: None,
+                node: new.node,
             };
             txn.open_table(RECORDINGS)?
                 .insert(id, recording_row(&r)?.as_slice())?;
@@ -799,7 +977,7 @@ impl Store for RedbStore {
         })
     }
 
-    async fn oldest_recordings(&self, limit: usize) -> Result<Vec<Recording>> {
+    async fn oldest_recordings(&self, limit: usize, node: Option<&str>) -> Result<Vec<Recording>> {
         self.read(|t| {
             let by_start = t.open_table(REC_BY_START)?;
             let rows = t.open_table(RECORDINGS)?;
@@ -808,7 +986,7 @@ impl Store for RedbStore {
                 let id = entry?.0.value().1;
                 let Some(v) = rows.get(id)? else { continue };
                 let r = recording_from_row(id, v.value())?;
-                if r.status != RecordingStatus::Recording {
+                if r.status != RecordingStatus::Recording && node.is_none_or(|n| n == r.node) {
                     out.push(r);
                     if out.len() >= limit {
                         break;
@@ -859,6 +1037,79 @@ impl Store for RedbStore {
                     Ok(None)
                 }
             }
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, b: &NodeBeat) -> Result<()> {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((old, _, at)) = nodes.get(&b.name) {
+            if old.instance != b.instance && at.elapsed().as_secs_f64() < b.stale_secs {
+                return Err(Error::conflict(format!(
+                    "another running vigia already uses NODE_NAME '{}'",
+                    b.name
+                )));
+            }
+        }
+        nodes.insert(
+            b.name.clone(),
+            (b.clone(), Utc::now(), std::time::Instant::now()),
+        );
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<Node>> {
+        let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<Node> = nodes
+            .values()
+            .map(|(b, heartbeat, at)| Node {
+                name: b.name.clone(),
+                url: b.url.clone(),
+                started_at: b.started_at,
+                heartbeat: *heartbeat,
+                age_secs: at.elapsed().as_secs_f64(),
+                live: b.live,
+                recording: b.recording,
+                version: b.version.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn claim_unowned(&self, node: &str) -> Result<u64> {
+        let node = node.to_string();
+        self.write(move |txn| {
+            let mut n = 0;
+            let mut cams = txn.open_table(CAMERAS)?;
+            let mut fix = Vec::new();
+            for entry in cams.iter()? {
+                let (k, v) = entry?;
+                let c = camera_from_row(k.value(), v.value())?;
+                if c.node.is_empty() {
+                    fix.push(c);
+                }
+            }
+            for mut c in fix {
+                c.node = node.clone();
+                cams.insert(c.id.as_str(), camera_row(&c)?.as_slice())?;
+                n += 1;
+            }
+            let mut recs = txn.open_table(RECORDINGS)?;
+            let mut fix = Vec::new();
+            for entry in recs.iter()? {
+                let (k, v) = entry?;
+                let r = recording_from_row(k.value(), v.value())?;
+                if r.node.is_empty() {
+                    fix.push(r);
+                }
+            }
+            for mut r in fix {
+                r.node = node.clone();
+                recs.insert(r.id as u64, recording_row(&r)?.as_slice())?;
+                n += 1;
+            }
+            Ok(n)
         })
         .await
     }

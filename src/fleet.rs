@@ -1,0 +1,389 @@
+//! Several boxes (nodes) on one PostgreSQL database.
+//!
+//! Every camera belongs to one node (`cameras.node`), every recording file lives on one node
+//! (`recordings.node`). A node pulls, serves and records only its own cameras; a media request
+//! for another node's camera is answered `307` to the same path and query on that node's
+//! `NODE_URL` (player tokens work there: all boxes share `SECRET_KEY`), or `503` naming the node
+//! when its heartbeat is older than `NODE_STALE_SECONDS`. Ages are measured by the database's
+//! clock, so boxes whose clocks disagree still agree on who is alive.
+//!
+//! Once a second each node writes its heartbeat and reads the camera table. A camera moved away
+//! (an admin's `PUT /api/cameras/<id>` with `node`) has its recording stopped (the row says
+//! where it went) and its session closed; a camera moved here whose continuous recording was
+//! running starts recording as soon as the old node's row is closed. The database allows one
+//! open recording row per camera (a unique partial index), so two nodes never record one
+//! camera at once: the new owner waits for the old one, or, when the old owner's heartbeat is
+//! stale, closes the dead node's row itself, saying so in the note.
+//!
+//! With the embedded store there is one node and nothing is shared: every camera is served
+//! here whatever its `node` says, and nothing of this is written to disk.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use crate::app::App;
+use crate::error::{Error, Kind, Result};
+use crate::store::{CameraPatch, Node, NodeBeat, RecordingEnd, RecordingStatus};
+
+/// How often a node beats and looks at the camera table.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// This box's place in the fleet and what it last read about the others.
+pub struct Fleet {
+    pub me: String,
+    /// `NODE_URL` (set once the listener is bound).
+    url: RwLock<String>,
+    /// Postgres mode: other boxes may share the store.
+    pub shared: bool,
+    pub stale: Duration,
+    instance: String,
+    started_at: DateTime<Utc>,
+    /// The nodes as last read, and when.
+    nodes: RwLock<(HashMap<String, Node>, Instant)>,
+    /// Cameras whose hand-over to this node is in progress.
+    acquiring: Mutex<HashSet<String>>,
+}
+
+impl Fleet {
+    pub fn new(me: String, url: String, shared: bool, stale: Duration) -> Fleet {
+        Fleet {
+            me,
+            url: RwLock::new(url),
+            shared,
+            stale,
+            instance: hex::encode(rand::random::<[u8; 8]>()),
+            started_at: Utc::now(),
+            nodes: RwLock::new((HashMap::new(), Instant::now())),
+            acquiring: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The owner a new camera gets: this node, unless the request names another live one.
+    pub async fn owner_for_new(&self, app: &App, asked: Option<&str>) -> Result<String> {
+        match asked {
+            None => Ok(self.me.clone()),
+            Some(n) => self.check_target(app, n).await,
+        }
+    }
+
+    /// A node a camera may be given to: known and alive. 400 otherwise, naming the nodes.
+    pub async fn check_target(&self, app: &App, name: &str) -> Result<String> {
+        if name == self.me {
+            return Ok(name.to_string());
+        }
+        if !self.shared {
+            return Err(Error::bad_request(format!(
+                "unknown node '{name}': this box ({}) uses the embedded store and serves every camera itself",
+                self.me
+            )));
+        }
+        let nodes = app.store.nodes().await?;
+        match nodes.iter().find(|n| n.name == name) {
+            Some(n) if n.age_secs <= self.stale.as_secs_f64() => Ok(name.to_string()),
+            Some(n) => Err(Error::new(
+                Kind::Conflict,
+                format!(
+                    "node '{name}' is down (no heartbeat for {:.0} s); give the camera to a running node",
+                    n.age_secs
+                ),
+            )),
+            None => Err(Error::bad_request(format!(
+                "unknown node '{name}'; the nodes are: {}",
+                nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Whether this box serves something on node `owner`: `Ok` here; a 307 to `owner`'s
+    /// `NODE_URL` + `path_and_query`; or 503 when `owner` is down. `what` names the thing.
+    pub async fn serve_here(
+        &self,
+        app: &App,
+        owner: &str,
+        what: &str,
+        path_and_query: &str,
+    ) -> Result<()> {
+        if !self.shared || owner.is_empty() || owner == self.me {
+            return Ok(());
+        }
+        let mut found = self.cached(owner);
+        if found.is_none() {
+            // a node that registered since the last read
+            self.refresh(app).await?;
+            found = self.cached(owner);
+        }
+        match found {
+            Some((url, age)) if age <= self.stale.as_secs_f64() => Err(Error::redirect(
+                format!("{what} is served by node {owner}"),
+                format!("{url}{path_and_query}"),
+            )),
+            Some((_, age)) => Err(Error::unavailable(format!(
+                "{what} belongs to node {owner}, which has not been heard from for {age:.0} s; an admin can move its cameras to a running node (PUT /api/cameras/<camera> with {{\"node\": \"<name>\"}})"
+            ))
+            .with_retry_after(5)),
+            None => Err(Error::unavailable(format!(
+                "{what} belongs to node {owner}, which has never registered with this database"
+            ))),
+        }
+    }
+
+    /// (url, seconds since its heartbeat) of a node as last read.
+    fn cached(&self, name: &str) -> Option<(String, f64)> {
+        let g = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        g.0.get(name)
+            .map(|n| (n.url.clone(), n.age_secs + g.1.elapsed().as_secs_f64()))
+    }
+
+    async fn refresh(&self, app: &App) -> Result<Vec<Node>> {
+        let nodes = app.store.nodes().await?;
+        let map = nodes.iter().map(|n| (n.name.clone(), n.clone())).collect();
+        *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = (map, Instant::now());
+        Ok(nodes)
+    }
+
+    /// Where other boxes send this box's cameras' requests.
+    pub fn url(&self) -> String {
+        self.url.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_url(&self, url: String) {
+        *self.url.write().unwrap_or_else(|p| p.into_inner()) = url;
+    }
+
+    /// Writes this node's heartbeat. `Conflict` when another running box has the name.
+    pub async fn beat(&self, app: &App) -> Result<()> {
+        app.store
+            .heartbeat(&NodeBeat {
+                name: self.me.clone(),
+                url: self.url(),
+                instance: self.instance.clone(),
+                started_at: self.started_at,
+                live: app.streams.active() as u32,
+                recording: app.recordings.running() as u32,
+                version: env!("CARGO_PKG_VERSION").into(),
+                stale_secs: self.stale.as_secs_f64(),
+            })
+            .await
+    }
+
+    /// Whether a node is alive by the last read.
+    pub fn alive(&self, name: &str) -> bool {
+        name == self.me
+            || self
+                .cached(name)
+                .is_some_and(|(_, age)| age <= self.stale.as_secs_f64())
+    }
+}
+
+/// Beats and reconciles once a second until the process ends.
+pub fn spawn(app: Arc<App>) {
+    tokio::spawn(async move {
+        let mut owners: Option<HashMap<String, String>> = None;
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            let step = async {
+                app.fleet.beat(&app).await?;
+                app.fleet.refresh(&app).await?;
+                if app.fleet.shared {
+                    reconcile(&app, &mut owners).await?;
+                }
+                Ok::<_, Error>(())
+            }
+            .await;
+            match step {
+                Ok(()) if failing => {
+                    failing = false;
+                    info!("fleet heartbeat works again");
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    warn!(error = %e, "fleet heartbeat failed (retrying every second)");
+                }
+                Err(_) => {}
+            }
+        }
+    });
+}
+
+/// One look at the camera table: hands cameras that left this node over, takes the ones
+/// that came to it.
+async fn reconcile(app: &Arc<App>, owners: &mut Option<HashMap<String, String>>) -> Result<()> {
+    let me = &app.fleet.me;
+    let cams = app.store.cameras().await?;
+    let now: HashMap<String, String> = cams
+        .iter()
+        .map(|c| (c.id.clone(), c.node.clone()))
+        .collect();
+    // what runs here for a camera another node owns now
+    let mut local: HashSet<String> = app.recordings.cameras().into_iter().collect();
+    local.extend(app.streams.ids());
+    for id in local {
+        if let Some(owner) = now.get(&id).filter(|o| !o.is_empty() && *o != me) {
+            let app = app.clone();
+            let owner = owner.clone();
+            tokio::spawn(async move { release(&app, &id, &owner).await });
+        }
+    }
+    if let Some(before) = owners.as_ref() {
+        for c in cams.iter().filter(|c| &c.node == me && c.is_recording) {
+            let came = before.get(&c.id).is_some_and(|o| o != me);
+            if came {
+                let app = app.clone();
+                let id = c.id.clone();
+                tokio::spawn(async move { acquire(&app, &id).await });
+            }
+        }
+    }
+    *owners = Some(now);
+    Ok(())
+}
+
+/// The note of a recording stopped because its camera moved to `node`.
+pub fn moved_note(node: &str) -> String {
+    format!("the camera moved to node {node}")
+}
+
+/// Acts on a move made through this box at once (the other boxes see it within a tick).
+pub async fn moved(app: &Arc<App>, camera: &str, to: &str) {
+    if to == app.fleet.me {
+        let app = app.clone();
+        let id = camera.to_string();
+        tokio::spawn(async move { acquire(&app, &id).await });
+    } else {
+        let app = app.clone();
+        let (id, to) = (camera.to_string(), to.to_string());
+        tokio::spawn(async move { release(&app, &id, &to).await });
+    }
+}
+
+/// Stops what this node runs for a camera that now belongs to `owner`.
+async fn release(app: &Arc<App>, camera: &str, owner: &str) {
+    if app.recordings.status(camera).is_some() {
+        info!(
+            camera,
+            to = owner,
+            "camera moved away: stopping its recording here"
+        );
+        app.recordings.hand_over(camera, &moved_note(owner)).await;
+    }
+    if app.streams.get(camera).is_some() {
+        info!(
+            camera,
+            to = owner,
+            "camera moved away: closing its session here"
+        );
+        app.streams.kill(camera);
+    }
+}
+
+/// Starts recording a camera that came to this node with a continuous recording running,
+/// once the old owner's row is closed (or, the old owner being down, after closing it here).
+async fn acquire(app: &Arc<App>, camera: &str) {
+    {
+        let mut busy = app
+            .fleet
+            .acquiring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !busy.insert(camera.to_string()) {
+            return;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match try_acquire(app, camera).await {
+            Ok(true) => break,
+            Ok(false) => tokio::time::sleep(Duration::from_millis(250)).await,
+            Err(e) => {
+                warn!(camera, error = %e, "cannot take the camera's recording over yet");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    app.fleet
+        .acquiring
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(camera);
+}
+
+/// One attempt; `Ok(true)` when done (recording, or nothing to do).
+async fn try_acquire(app: &Arc<App>, camera: &str) -> Result<bool> {
+    let Some(cam) = app.store.camera(camera).await? else {
+        return Ok(true);
+    };
+    if cam.node != app.fleet.me || !cam.is_recording || app.recordings.status(camera).is_some() {
+        return Ok(true);
+    }
+    let open: Vec<_> = app
+        .store
+        .open_recordings()
+        .await?
+        .into_iter()
+        .filter(|r| r.camera_id == camera)
+        .collect();
+    for r in &open {
+        if r.node == app.fleet.me {
+            // ours from before a crash: crash recovery reconciles it at the next start
+            return Ok(true);
+        }
+        if app.fleet.alive(&r.node) {
+            return Ok(false); // the old owner is stopping it
+        }
+        let note = format!(
+            "node {} stopped answering; camera taken over by node {} (the file on {} keeps what was written)",
+            r.node, app.fleet.me, r.node
+        );
+        app.store
+            .finish_recording(
+                r.id,
+                RecordingEnd {
+                    end_time: Utc::now(),
+                    duration_sec: r.duration_sec,
+                    file_size: r.file_size,
+                    status: RecordingStatus::Stopped,
+                    note: Some(note),
+                },
+            )
+            .await?;
+        warn!(camera, recording = r.id, node = %r.node, "closed a down node's recording row");
+    }
+    match crate::app::resume_one(app, cam).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind == Kind::Conflict => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives cameras and recordings made before nodes existed to this node (the first box to
+/// start after the upgrade); with the embedded store, every camera is this box's.
+pub async fn claim(app: &App) -> Result<()> {
+    let n = app.store.claim_unowned(&app.fleet.me).await?;
+    if !app.fleet.shared {
+        for c in app.store.cameras().await? {
+            if c.node != app.fleet.me {
+                let patch = CameraPatch {
+                    node: Some(app.fleet.me.clone()),
+                    ..Default::default()
+                };
+                app.store.update_camera(&c.id, patch).await?;
+            }
+        }
+    }
+    if n > 0 {
+        info!(rows = n, node = %app.fleet.me, "claimed cameras and recordings that had no node");
+    }
+    Ok(())
+}
