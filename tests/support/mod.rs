@@ -162,10 +162,16 @@ impl Server {
     }
 
     pub fn start_in(dir: PathBuf, tmp: Option<tempfile::TempDir>, env: &[(&str, &str)]) -> Server {
-        let env: Vec<(String, String)> = env
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        if !env.iter().any(|(k, _)| k == "NODE_NAME") {
+            // boxes sharing a database need names of their own; a restart keeps its name
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            env.push(("NODE_NAME".into(), format!("box-{}-{n}", std::process::id())));
+        }
         let (child, base, log) = spawn(&dir, &env);
         Server {
             base,
