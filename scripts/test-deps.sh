@@ -21,6 +21,9 @@ PACKAGES=(
   ffmpeg
   # a real browser for hls.js (without --no-install-recommends it pulls an mDNS daemon)
   chromium
+  # network namespaces for the silent-range discovery test (unshare, ip)
+  util-linux
+  iproute2
 )
 
 SUDO=""

@@ -40,6 +40,7 @@ pub struct App {
     pub streams: Arc<Streams>,
     pub recordings: Arc<Recordings>,
     pub fleet: crate::fleet::Fleet,
+    pub discovery: crate::discovery::Discovery,
 }
 
 /// Most connections served at once; more wait in the kernel's backlog.
@@ -135,9 +136,18 @@ impl App {
             config.database.is_some(),
             Duration::from_secs(config.node_stale_secs),
         );
+        let discovery = crate::discovery::Discovery::new(crate::discovery::Settings {
+            ports: config.scan_ports.clone(),
+            onvif_timeout: Duration::from_secs(config.onvif_timeout_secs),
+            ttl: Duration::from_secs(config.cache_ttl_secs),
+            port_timeout: crate::discovery::port_scan::TIMEOUT,
+            concurrency: crate::discovery::port_scan::concurrency(),
+            rtsp_timeout: crate::discovery::rtsp_probe::TIMEOUT,
+        });
         Ok(Arc::new(App {
             recordings,
             fleet,
+            discovery,
             tokens: Tokens::new(
                 &secret,
                 config.jwt_algorithm,

@@ -18,6 +18,7 @@ pub mod camsim;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod error;
 pub mod fleet;
 pub mod media;

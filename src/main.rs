@@ -20,6 +20,9 @@ enum Command {
     Demo(ServeArgs),
     /// Simulated RTSP cameras playing pre-encoded fixtures (load and fault tests, demos).
     Camsim(CamsimArgs),
+    /// Scan a network range for cameras once and print what was found (JSON), as
+    /// `GET /api/cameras/discover` does; SCAN_PORTS and ONVIF_TIMEOUT apply.
+    Discover(DiscoverArgs),
     /// Store maintenance.
     Store {
         #[command(subcommand)]
@@ -50,6 +53,82 @@ struct MigrateArgs {
 }
 
 #[derive(clap::Args)]
+struct DiscoverArgs {
+    /// IPv4 CIDR to scan, at most a /22.
+    range: String,
+    /// User name for the devices (RTSP and ONVIF).
+    #[arg(long)]
+    username: Option<String>,
+    /// Password for the devices (prefer the environment to the command line).
+    #[arg(long, env = "DISCOVER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    #[command(flatten)]
+    settings: ServeArgs,
+}
+
+fn discover(a: DiscoverArgs) -> i32 {
+    let config = match Config::from_args(&a.settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vigia: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let range = match vigia::discovery::Range::parse(&a.range) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vigia discover: {}", e.message);
+            return 2;
+        }
+    };
+    let login = a.username.map(|username| vigia::discovery::Login {
+        username,
+        password: a.password.unwrap_or_default(),
+    });
+    let d = vigia::discovery::Discovery::new(vigia::discovery::Settings {
+        ports: config.scan_ports.clone(),
+        onvif_timeout: std::time::Duration::from_secs(config.onvif_timeout_secs),
+        ttl: std::time::Duration::ZERO,
+        port_timeout: vigia::discovery::port_scan::TIMEOUT,
+        concurrency: vigia::discovery::port_scan::concurrency(),
+        rtsp_timeout: vigia::discovery::rtsp_probe::TIMEOUT,
+    });
+    // credentials found are kept only for this process
+    let sealer = vigia::camera::seal::Sealer::new(&rand_key());
+    runtime().block_on(async move {
+        match d.scan(&sealer, &range, login, true).await {
+            Ok(v) => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                0
+            }
+            Err(e) => {
+                eprintln!("vigia discover: {}", e.message);
+                1
+            }
+        }
+    })
+}
+
+fn rand_key() -> Vec<u8> {
+    let mut k = vec![0u8; 32];
+    for b in k.iter_mut() {
+        *b = rand::random();
+    }
+    k
+}
+
+/// A port scan holds a socket per attempt in flight: take the hard open-file limit (a
+/// systemd service starts with a soft limit of 1024).
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(65536).max(soft), hard);
+        }
+    }
+}
+
+#[derive(clap::Args)]
 struct CamsimArgs {
     /// Address to listen on (loopback by default).
     #[arg(long, default_value = "127.0.0.1:8554")]
@@ -69,6 +148,13 @@ struct CamsimArgs {
     /// Print SESSION/END lines for every RTSP session.
     #[arg(long)]
     events: bool,
+    /// Serve only this path (with its query), e.g. a brand's stream path; repeatable.
+    /// Other paths answer 404.
+    #[arg(long)]
+    only: Vec<String>,
+    /// Require Digest authentication on every path.
+    #[arg(long)]
+    auth: bool,
 }
 
 fn camsim(a: CamsimArgs) -> i32 {
@@ -93,7 +179,8 @@ fn camsim(a: CamsimArgs) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    let sim = Camsim::new(media, &a.user, &a.password, a.events);
+    let only = (!a.only.is_empty()).then_some(a.only);
+    let sim = Camsim::restricted(media, &a.user, &a.password, a.events, only, a.auth);
     runtime().block_on(async move {
         match vigia::camsim::start(sim, a.listen).await {
             Ok(addr) => {
@@ -206,6 +293,7 @@ fn tune_malloc() {
 
 fn main() {
     tune_malloc();
+    raise_nofile();
     // A .env in the working directory fills in variables the environment does not set.
     if let Err(e) = dotenvy::dotenv() {
         if !e.not_found() {
@@ -236,6 +324,10 @@ fn main() {
             }
         }
         Command::Camsim(args) => std::process::exit(camsim(args)),
+        Command::Discover(args) => {
+            init_logging();
+            std::process::exit(discover(args))
+        }
         Command::Demo(mut args) => {
             // a demo listens on loopback unless told otherwise
             args.listen_addr

@@ -43,6 +43,22 @@ fn cases(uid: i64, cam: &str) -> Vec<Case> {
         c("GET", "/stats", "/stats".into(), "token", Value::Null, None),
         c(
             "GET",
+            "/api/cameras/discover",
+            "/api/cameras/discover?network_range=127.0.5.0/30".into(),
+            "admin",
+            Value::Null,
+            None,
+        ),
+        c(
+            "POST",
+            "/api/cameras/discover",
+            "/api/cameras/discover".into(),
+            "admin",
+            json!({"network_range": "127.0.5.0/30"}),
+            None,
+        ),
+        c(
+            "GET",
             "/api/nodes",
             "/api/nodes".into(),
             "admin",

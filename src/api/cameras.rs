@@ -15,8 +15,8 @@ use crate::store::{Brand, Camera, CameraPatch, Transport};
 const MAX_NAME: usize = 100;
 const MAX_CREDENTIAL: usize = 128;
 
-#[derive(Deserialize)]
-struct CameraRequest {
+#[derive(Deserialize, Default)]
+pub(super) struct CameraRequest {
     ip: Option<String>,
     channel: Option<u32>,
     name: Option<String>,
@@ -50,6 +50,15 @@ fn transport(s: Option<&str>) -> Result<Option<Transport>> {
 }
 
 impl CameraRequest {
+    /// Channel `channel` of the device at `ip`, everything else from discovery or defaults.
+    pub(super) fn address(ip: &str, channel: u32) -> CameraRequest {
+        CameraRequest {
+            ip: Some(ip.to_string()),
+            channel: Some(channel),
+            ..Default::default()
+        }
+    }
+
     fn check(&self) -> Result<()> {
         if self
             .name
@@ -122,6 +131,13 @@ pub async fn get(c: Ctx) -> Result<Response<Body>> {
 pub async fn create(c: Ctx) -> Result<Response<Body>> {
     authorize(c.app.store.as_ref(), c.user()?, Action::ManageCameras, None).await?;
     let req: CameraRequest = c.json()?;
+    let cam = add(&c.app, req).await?;
+    Ok(response::json(201, &CameraView::from(&cam)))
+}
+
+/// Adds a camera. With only its address (and channel), a device a discovery scan found
+/// within `CACHE_TTL` gets the brand, port, stream URL and credentials the scan found.
+pub(super) async fn add(app: &crate::app::App, mut req: CameraRequest) -> Result<Camera> {
     req.check()?;
     let ip = camera::normalize_address(
         req.ip
@@ -129,6 +145,17 @@ pub async fn create(c: Ctx) -> Result<Response<Body>> {
             .ok_or_else(|| Error::bad_request("'ip' is required"))?,
     )?;
     let channel = req.channel.unwrap_or(1);
+    if req.rtsp_url.is_none() && req.brand.is_none() && req.port.is_none() {
+        if let Some((b, port, url, login)) = app.discovery.lookup(&app.sealer, &ip, channel) {
+            req.brand = Some(b.as_str().into());
+            req.port = Some(port);
+            req.rtsp_url = url;
+            if let (None, None, Some((u, p))) = (&req.username, &req.password, login) {
+                req.username = Some(u);
+                req.password = Some(p);
+            }
+        }
+    }
     let brand = brand(req.brand.as_deref())?.unwrap_or(Brand::Generic);
     let port = req.port.unwrap_or_else(|| templates::default_port(brand));
     let id = camera::camera_id(&ip, channel);
@@ -141,14 +168,10 @@ pub async fn create(c: Ctx) -> Result<Response<Body>> {
         req.username.as_deref(),
         req.password.as_deref(),
     )?;
-    let node = c
-        .app
-        .fleet
-        .owner_for_new(&c.app, req.node.as_deref())
-        .await?;
+    let node = app.fleet.owner_for_new(app, req.node.as_deref()).await?;
     let cam = Camera {
         node,
-        rtsp_url_sealed: c.app.sealer.seal(&id, &rtsp)?,
+        rtsp_url_sealed: app.sealer.seal(&id, &rtsp)?,
         rtsp_url_display: url::masked(&rtsp),
         name: req
             .name
@@ -164,10 +187,9 @@ pub async fn create(c: Ctx) -> Result<Response<Body>> {
         is_active: req.is_active.unwrap_or(true),
         last_seen: None,
         is_recording: false,
-        created_at: c.app.clock.now(),
+        created_at: app.clock.now(),
     };
-    let cam = c.app.store.create_camera(cam).await?;
-    Ok(response::json(201, &CameraView::from(&cam)))
+    app.store.create_camera(cam).await
 }
 
 pub async fn update(c: Ctx) -> Result<Response<Body>> {

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cameras;
+pub mod discovery;
 pub mod nvr;
 pub mod response;
 pub mod streams;
@@ -140,6 +141,8 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/api/users/{}/cameras" Token users::assign),
     route!(DELETE "/api/users/{}/cameras/{}" Token users::unassign),
     route!(GET "/api/cameras/list" Token cameras::list),
+    route!(GET "/api/cameras/discover" Token discovery::get),
+    route!(POST "/api/cameras/discover" Token discovery::post),
     route!(POST "/api/cameras" Token cameras::create),
     route!(GET "/api/cameras/{}" Token cameras::get),
     route!(PUT "/api/cameras/{}" Token cameras::update),

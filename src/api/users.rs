@@ -90,11 +90,25 @@ pub async fn assign(c: Ctx) -> Result<Response<Body>> {
             "'camera_ips' may name at most {MAX_ASSIGN} cameras"
         )));
     }
-    let ids: Vec<String> = req
+    let mut ids: Vec<String> = req
         .camera_ips
         .iter()
         .map(|s| s.trim().to_string())
         .collect();
+    // as the old backend did: assigning the address of a device a discovery scan found adds
+    // it (every channel of a DVR) first
+    for ip in ids.clone() {
+        if c.app.store.camera(&ip).await?.is_some() {
+            continue;
+        }
+        for ch in c.app.discovery.channels(&ip) {
+            let req = super::cameras::CameraRequest::address(&ip, ch);
+            let cam = super::cameras::add(&c.app, req).await?;
+            if !ids.contains(&cam.id) {
+                ids.push(cam.id);
+            }
+        }
+    }
     c.app.store.assign(id, &ids).await?;
     let all = c.app.store.assigned_cameras(id).await?;
     Ok(response::ok(

@@ -138,6 +138,11 @@ pub struct Camsim {
     pub events: bool,
     sessions: Mutex<HashMap<String, u64>>,
     pub total_sessions: AtomicU64,
+    /// When set, only these paths (with query) are cameras; others answer 404, as a real
+    /// camera does for a wrong stream path.
+    pub only: Option<Vec<String>>,
+    /// Every path requires Digest authentication (checked before the path, as cameras do).
+    pub auth_all: bool,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -268,7 +273,26 @@ impl Camsim {
             events,
             sessions: Mutex::new(HashMap::new()),
             total_sessions: AtomicU64::new(0),
+            only: None,
+            auth_all: false,
         })
+    }
+
+    /// A simulator that serves only `only` (if given) and requires Digest everywhere (if
+    /// `auth_all`): a camera of one brand, for discovery tests.
+    pub fn restricted(
+        media: Media,
+        user: &str,
+        password: &str,
+        events: bool,
+        only: Option<Vec<String>>,
+        auth_all: bool,
+    ) -> Arc<Camsim> {
+        let mut c = Arc::into_inner(Self::new(media, user, password, events))
+            .expect("a new simulator has one owner");
+        c.only = only;
+        c.auth_all = auth_all;
+        Arc::new(c)
     }
 
     /// Sessions played so far on camera `name` (e.g. `/cam1`).
@@ -383,7 +407,14 @@ impl Camsim {
                 r.push_str(&body);
                 vec![Bytes::from(r)]
             };
-            if opts.auth && req.method != "OPTIONS" && !self.authorized(&req, &nonce) {
+            if (opts.auth || self.auth_all)
+                && req.method != "OPTIONS"
+                && !self.authorized(&req, &nonce)
+            {
+                if self.events && req.header("Authorization").is_some() {
+                    // a failed login, as a camera counts them before locking the account
+                    println!("AUTHFAIL {path}");
+                }
                 let _ = tx
                     .send(reply(
                         "401 Unauthorized",
@@ -393,7 +424,15 @@ impl Camsim {
                     .await;
                 continue;
             }
+            let known = self.only.as_ref().is_none_or(|only| {
+                let bare = path.trim_end_matches('/');
+                only.iter()
+                    .any(|p| bare == p || bare.starts_with(&format!("{p}/trackID=")))
+            });
             let msg = match req.method.as_str() {
+                "DESCRIBE" | "SETUP" | "PLAY" if !known => {
+                    reply("404 Not Found", String::new(), String::new())
+                }
                 "OPTIONS" => reply(
                     "200 OK",
                     "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER\r\n".into(),

@@ -159,8 +159,15 @@ pub struct Camsim {
 
 impl Camsim {
     pub fn start() -> Camsim {
+        Self::start_args(&["--listen", "127.0.0.1:0"])
+    }
+
+    /// `vigia camsim --events` with these arguments (`--listen` among them).
+    pub fn start_args(args: &[&str]) -> Camsim {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigia"))
-            .args(["camsim", "--listen", "127.0.0.1:0", "--events"])
+            .arg("camsim")
+            .arg("--events")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -176,6 +183,8 @@ impl Camsim {
                     let _ = tx.send(p.parse::<u16>().unwrap());
                 } else if let Some(cam) = line.strip_prefix("SESSION ") {
                     s2.lock().unwrap().push(cam.to_string());
+                } else if line.starts_with("AUTHFAIL ") {
+                    s2.lock().unwrap().push(line);
                 }
             }
         });
@@ -191,6 +200,16 @@ impl Camsim {
 
     pub fn url(&self, path: &str) -> String {
         format!("rtsp://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// Requests refused for wrong credentials (failed logins).
+    pub fn failed_logins(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("AUTHFAIL "))
+            .count()
     }
 
     /// RTSP sessions played for camera `name` (e.g. "cam1").

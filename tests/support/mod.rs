@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cams;
+pub mod onvif;
 #[cfg(feature = "postgres")]
 pub mod pg;
 
@@ -170,7 +171,10 @@ impl Server {
             // boxes sharing a database need names of their own; a restart keeps its name
             static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
             let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            env.push(("NODE_NAME".into(), format!("box-{}-{n}", std::process::id())));
+            env.push((
+                "NODE_NAME".into(),
+                format!("box-{}-{n}", std::process::id()),
+            ));
         }
         let (child, base, log) = spawn(&dir, &env);
         Server {

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent test cameras: GStreamer's rtsp-server on a loopback port.
 
-Usage: /usr/bin/python3 rtsp_server.py [--user U --password P] [--port N]
+Usage: /usr/bin/python3 rtsp_server.py [--user U --password P] [--port N] [--address A] [--dvr N]
+(--dvr N: instead of the mounts below, a Hikvision-style N-channel DVR at /Streaming/Channels/<ch>01)
 Mounts (each client gets its own pipeline, see DESIGN.md on shared mounts):
   /h264       H.264 640x360 25 fps, 1 s GOP
   /h264aac    the same plus AAC 48 kHz stereo
@@ -40,9 +41,9 @@ MOUNTS = {
 }
 
 
-def serve(mounts, auth=None, port=0):
+def serve(mounts, auth=None, port=0, address="127.0.0.1"):
     server = GstRtspServer.RTSPServer()
-    server.set_address("127.0.0.1")
+    server.set_address(address)
     server.set_service(str(port))
     if auth:
         server.set_auth(auth)
@@ -69,13 +70,18 @@ def main():
     user = args[args.index("--user") + 1] if "--user" in args else "cam"
     password = args[args.index("--password") + 1] if "--password" in args else "campass"
     fixed = int(args[args.index("--port") + 1]) if "--port" in args else 0
+    address = args[args.index("--address") + 1] if "--address" in args else "127.0.0.1"
     open_mounts = {k: v for k, v in MOUNTS.items() if k != "/secure"}
-    port = serve(open_mounts, port=fixed)
+    if "--dvr" in args:
+        # a Hikvision-style DVR: channel N at /Streaming/Channels/N01, nothing else
+        n = int(args[args.index("--dvr") + 1])
+        open_mounts = {f"/Streaming/Channels/{ch}01": f"( {VIDEO} )" for ch in range(1, n + 1)}
+    port = serve(open_mounts, port=fixed, address=address)
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken()
     token.set_string("media.factory.role", "user")
     auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
-    secure_port = serve({"/secure": MOUNTS["/secure"]}, auth)
+    secure_port = serve({"/secure": MOUNTS["/secure"]}, auth, address=address)
     print(f"READY {port} {secure_port}", flush=True)
     GLib.MainLoop().run()
 

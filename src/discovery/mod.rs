@@ -1,0 +1,697 @@
+//! Camera discovery: WS-Discovery, a TCP port scan, ONVIF device and media queries, RTSP
+//! probing with the brand templates, and DVR/NVR channel expansion, in pure Rust.
+//!
+//! One scan: the WS-Discovery probe ([`ws_discovery`]) and the port scan ([`port_scan`]) run
+//! together; devices with an ONVIF endpoint (from WS-Discovery, or an ONVIF device service on an
+//! open HTTP port) are asked for maker, model and stream URIs ([`onvif`]); every other open
+//! port that answers RTSP is probed with the templates and its channels counted
+//! ([`rtsp_probe`]). Only the range the admin named is touched: the probe goes out only on
+//! interfaces overlapping it, and ranges larger than /22 are refused.
+//!
+//! The answer is cached per range and credentials for `CACHE_TTL` seconds, and each device's
+//! stream URLs (with the credentials that worked, sealed) for adding it as a camera later.
+//! No answer carries credentials, and none are logged.
+
+pub mod onvif;
+pub mod port_scan;
+pub mod rtsp_probe;
+pub mod ws_discovery;
+pub mod xml;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::{debug, info};
+
+use crate::camera::seal::Sealer;
+use crate::error::{Error, Result};
+use crate::store::Brand;
+
+/// The largest range a scan accepts.
+pub const MAX_PREFIX: u8 = 22;
+/// Open ports where an ONVIF device service is looked for when WS-Discovery is silent.
+const ONVIF_HTTP_PORTS: [u16; 4] = [80, 8000, 8080, 8899];
+/// Devices probed at once (RTSP, ONVIF).
+const DEVICE_CONCURRENCY: usize = 16;
+/// Longest time one device's probing may take (templates and channels).
+const DEVICE_BUDGET: Duration = Duration::from_secs(90);
+
+/// An IPv4 network.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Range {
+    pub net: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Range {
+    pub fn new(ip: Ipv4Addr, prefix: u8) -> Range {
+        let prefix = prefix.min(32);
+        Range {
+            net: Ipv4Addr::from(u32::from(ip) & Self::mask(prefix)),
+            prefix,
+        }
+    }
+
+    fn mask(prefix: u8) -> u32 {
+        if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        }
+    }
+
+    /// A CIDR from a request: 400 for garbage, and for a range larger than /22.
+    pub fn parse(s: &str) -> Result<Range> {
+        let (ip, len) = crate::config::parse_cidr(s).ok_or_else(|| {
+            Error::bad_request(format!(
+                "network_range '{}' is not an IPv4 CIDR such as 192.168.1.0/24",
+                crate::camera::truncate(s, 64)
+            ))
+        })?;
+        if len < MAX_PREFIX {
+            return Err(Error::bad_request(format!(
+                "network_range /{len} is too large: at most /{MAX_PREFIX} (1024 addresses) per scan"
+            )));
+        }
+        Ok(Range::new(ip, len))
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & Self::mask(self.prefix) == u32::from(self.net)
+    }
+
+    pub fn overlaps(&self, other: &Range) -> bool {
+        let p = self.prefix.min(other.prefix);
+        let m = Self::mask(p);
+        u32::from(self.net) & m == u32::from(other.net) & m
+    }
+
+    /// The addresses to scan: without the network and broadcast addresses of ranges that
+    /// have them.
+    pub fn hosts(&self) -> Vec<Ipv4Addr> {
+        let n = 1u64 << (32 - u32::from(self.prefix));
+        let base = u64::from(u32::from(self.net));
+        let (first, last) = if self.prefix >= 31 {
+            (0, n - 1)
+        } else {
+            (1, n - 2)
+        };
+        (first..=last)
+            .map(|i| Ipv4Addr::from((base + i) as u32))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
+/// The IPv4 host of an `http(s)://` or `rtsp://` URL.
+pub fn url_host_v4(url: &str) -> Option<Ipv4Addr> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host = authority.rsplit('@').next()?;
+    host.split(':').next()?.parse().ok()
+}
+
+/// Login for the devices of a scan. Never printed.
+#[derive(Clone)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Login(..)")
+    }
+}
+
+impl Login {
+    fn pair(&self) -> (&str, &str) {
+        (&self.username, &self.password)
+    }
+}
+
+/// One channel of a device as reported.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Channel {
+    pub channel: u32,
+    /// Path and query of the channel's stream, without credentials.
+    pub rtsp_path: String,
+}
+
+/// One device as reported.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Device {
+    pub ip: String,
+    /// Its RTSP port.
+    pub port: u16,
+    /// The template that answered, or the ONVIF manufacturer.
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    pub name: Option<String>,
+    pub onvif: bool,
+    pub channels: Vec<Channel>,
+    /// `ok`, `needs_credentials`, `wrong_credentials` or `no_stream_found`.
+    pub status: String,
+}
+
+/// What adding a discovered camera needs.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub brand: Brand,
+    pub port: u16,
+    /// Channel → stream URL without credentials (`None`: build it from the brand template,
+    /// as XMEye puts credentials in the path).
+    pub urls: HashMap<u32, Option<String>>,
+    sealed_login: Option<Vec<u8>>,
+    at: Instant,
+}
+
+/// Scan settings (from `SCAN_PORTS`, `ONVIF_TIMEOUT`, `CACHE_TTL`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub ports: Vec<u16>,
+    pub onvif_timeout: Duration,
+    pub ttl: Duration,
+    pub port_timeout: Duration,
+    pub concurrency: usize,
+    pub rtsp_timeout: Duration,
+}
+
+/// The discovery service: one scan at a time, and the caches.
+pub struct Discovery {
+    settings: Settings,
+    reports: Mutex<HashMap<String, (Instant, serde_json::Value)>>,
+    known: Mutex<HashMap<String, Known>>,
+    running: tokio::sync::Mutex<()>,
+    /// Keys the cache by login without keeping it readable.
+    salt: [u8; 16],
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The brand a camera added from an ONVIF answer gets.
+fn brand_of_maker(maker: &str) -> Brand {
+    let m = maker.to_ascii_lowercase();
+    if m.contains("hikvision") {
+        Brand::Hikvision
+    } else if m.contains("dahua") {
+        Brand::Dahua
+    } else if m.contains("xiongmai") || m.contains("xmeye") {
+        Brand::Xmeye
+    } else {
+        Brand::Onvif
+    }
+}
+
+/// Path and query of an RTSP URL (its credentials dropped), and its port.
+fn path_and_port(uri: &str) -> (String, u16) {
+    let rest = uri.split_once("://").map_or(uri, |r| r.1);
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let port = host
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(554);
+    (path.to_string(), port)
+}
+
+impl Discovery {
+    pub fn new(settings: Settings) -> Discovery {
+        Discovery {
+            settings,
+            reports: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+            running: tokio::sync::Mutex::new(()),
+            salt: rand::random(),
+        }
+    }
+
+    fn cache_key(&self, range: &Range, login: Option<&Login>) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        if let Some(l) = login {
+            h.update(l.username.as_bytes());
+            h.update([0]);
+            h.update(l.password.as_bytes());
+        }
+        format!("{range} {}", hex::encode(&h.finalize()[..8]))
+    }
+
+    /// Scans `range` (or answers from the cache, unless `refresh`).
+    pub async fn scan(
+        &self,
+        sealer: &Sealer,
+        range: &Range,
+        login: Option<Login>,
+        refresh: bool,
+    ) -> Result<serde_json::Value> {
+        let key = self.cache_key(range, login.as_ref());
+        let fresh = |me: &Self| {
+            lock(&me.reports)
+                .get(&key)
+                .filter(|(at, _)| !refresh && at.elapsed() < me.settings.ttl)
+                .map(|(_, v)| {
+                    let mut v = v.clone();
+                    v["cached"] = true.into();
+                    v
+                })
+        };
+        if let Some(v) = fresh(self) {
+            return Ok(v);
+        }
+        // one scan at a time; a second request for the same range gets the first one's answer
+        let _one = self.running.lock().await;
+        if let Some(v) = fresh(self) {
+            return Ok(v);
+        }
+        let v = self.run(sealer, range, login.as_ref()).await?;
+        lock(&self.reports).insert(key, (Instant::now(), v.clone()));
+        Ok(v)
+    }
+
+    async fn run(
+        &self,
+        sealer: &Sealer,
+        range: &Range,
+        login: Option<&Login>,
+    ) -> Result<serde_json::Value> {
+        use futures_util::StreamExt;
+        let s = &self.settings;
+        let started = Instant::now();
+        let hosts = range.hosts();
+        info!(range = %range, hosts = hosts.len(), ports = ?s.ports, credentials = login.is_some(), "discovery scan started");
+        let total = hosts.len() * s.ports.len();
+        let (matches, (open, scan_ms)) =
+            tokio::join!(ws_discovery::probe(range, s.onvif_timeout), async {
+                let t = Instant::now();
+                let open = port_scan::scan(
+                    &hosts,
+                    &s.ports,
+                    s.port_timeout,
+                    s.concurrency,
+                    |done, total| {
+                        if done % 2048 == 0 {
+                            info!(range = %range, done, total, "discovery: port scan progress")
+                        }
+                    },
+                )
+                .await;
+                (open, t.elapsed().as_millis() as u64)
+            });
+        info!(range = %range, attempts = total, open = open.len(), onvif_answers = matches.len(), port_scan_ms = scan_ms, "discovery: ports scanned");
+
+        // ONVIF device services: from WS-Discovery, then on open HTTP ports
+        // (ip, device service, WS-Discovery name and hardware)
+        type Service = (Ipv4Addr, String, Option<String>, Option<String>);
+        let mut services: Vec<Service> = Vec::new();
+        for m in &matches {
+            if let Some((ip, url)) = m
+                .xaddrs
+                .iter()
+                .filter(|x| x.starts_with("http://"))
+                .find_map(|x| {
+                    url_host_v4(x)
+                        .filter(|ip| range.contains(*ip))
+                        .map(|ip| (ip, x.clone()))
+                })
+            {
+                if !services.iter().any(|s| s.0 == ip) {
+                    services.push((ip, url, m.name.clone(), m.hardware.clone()));
+                }
+            }
+        }
+        for (ip, port) in &open {
+            if ONVIF_HTTP_PORTS.contains(port) && !services.iter().any(|s| s.0 == *ip) {
+                let url = format!("http://{ip}:{port}/onvif/device_service");
+                services.push((*ip, url, None, None));
+            }
+        }
+        let onvif_timeout = s.onvif_timeout;
+        let onvif_results: Vec<_> = futures_util::stream::iter(services)
+            .map(|(ip, url, name, hardware)| {
+                let login = login.cloned();
+                async move {
+                    let creds = login.as_ref().map(Login::pair);
+                    let r = onvif::inspect(&url, creds, onvif_timeout).await;
+                    (ip, name, hardware, r)
+                }
+            })
+            .buffer_unordered(DEVICE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut devices: Vec<Device> = Vec::new();
+        let mut known: Vec<(String, Known)> = Vec::new();
+        let mut onvif_ips = Vec::new();
+        for (ip, name, hardware, r) in onvif_results {
+            let dev = match r {
+                Ok(d) => {
+                    let brand = brand_of_maker(&d.info.manufacturer);
+                    let port = d.streams.first().map_or(554, |u| path_and_port(u).1);
+                    let mut urls = HashMap::new();
+                    let channels: Vec<Channel> = d
+                        .streams
+                        .iter()
+                        .enumerate()
+                        .map(|(i, u)| {
+                            let ch = i as u32 + 1;
+                            let bare = crate::camera::url::split_credentials(u)
+                                .map_or_else(|| u.clone(), |(b, _)| b);
+                            urls.insert(ch, Some(bare));
+                            Channel {
+                                channel: ch,
+                                rtsp_path: path_and_port(u).0,
+                            }
+                        })
+                        .collect();
+                    known.push((
+                        ip.to_string(),
+                        self.known_entry(sealer, &ip, brand, port, urls, login),
+                    ));
+                    Device {
+                        ip: ip.to_string(),
+                        port,
+                        brand: Some(d.info.manufacturer).filter(|b| !b.is_empty()),
+                        model: Some(d.info.model).filter(|m| !m.is_empty()).or(hardware),
+                        name,
+                        onvif: true,
+                        status: if channels.is_empty() {
+                            "no_stream_found".into()
+                        } else {
+                            "ok".into()
+                        },
+                        channels,
+                    }
+                }
+                Err(onvif::OnvifError::NotAuthorized) => Device {
+                    ip: ip.to_string(),
+                    port: 554,
+                    brand: None,
+                    model: hardware,
+                    name,
+                    onvif: true,
+                    channels: Vec::new(),
+                    status: if login.is_some() {
+                        "wrong_credentials".into()
+                    } else {
+                        "needs_credentials".into()
+                    },
+                },
+                Err(onvif::OnvifError::Failed(why)) => {
+                    debug!(%ip, why, "no ONVIF answer");
+                    continue;
+                }
+            };
+            onvif_ips.push(ip);
+            devices.push(dev);
+        }
+        info!(range = %range, onvif_devices = devices.len(), "discovery: ONVIF done");
+
+        // RTSP on every other open port, whatever its number
+        let candidates: Vec<(Ipv4Addr, u16)> = open
+            .into_iter()
+            .filter(|(ip, _)| !onvif_ips.contains(ip))
+            .collect();
+        let rtsp_timeout = s.rtsp_timeout;
+        let rtsp: Vec<(Ipv4Addr, u16)> = futures_util::stream::iter(candidates)
+            .map(|(ip, port)| async move {
+                rtsp_probe::answers_rtsp(ip, port, rtsp_timeout)
+                    .await
+                    .then_some((ip, port))
+            })
+            .buffer_unordered(64)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+        let probed: Vec<_> = futures_util::stream::iter(rtsp)
+            .map(|(ip, port)| {
+                let login = login.cloned();
+                async move {
+                    let creds = login.as_ref().map(Login::pair);
+                    let found = tokio::time::timeout(
+                        DEVICE_BUDGET,
+                        rtsp_probe::probe(ip, port, creds, rtsp_timeout),
+                    )
+                    .await
+                    .unwrap_or(rtsp_probe::Found {
+                        brand: None,
+                        channels: Vec::new(),
+                        status: "timeout",
+                    });
+                    (ip, port, found)
+                }
+            })
+            .buffer_unordered(DEVICE_CONCURRENCY)
+            .collect()
+            .await;
+        for (ip, port, f) in probed {
+            info!(%ip, port, status = f.status, brand = ?f.brand.map(Brand::as_str), channels = f.channels.len(), "discovery: RTSP device");
+            if let Some(brand) = f.brand {
+                let urls = f
+                    .channels
+                    .iter()
+                    .map(|ch| {
+                        let url = (brand != Brand::Xmeye)
+                            .then(|| rtsp_probe::template_url(brand, ip, port, *ch, None));
+                        (*ch, url)
+                    })
+                    .collect();
+                known.push((
+                    ip.to_string(),
+                    self.known_entry(sealer, &ip, brand, port, urls, login),
+                ));
+            }
+            devices.push(Device {
+                ip: ip.to_string(),
+                port,
+                brand: f.brand.map(|b| b.as_str().to_string()),
+                model: None,
+                name: None,
+                onvif: false,
+                channels: f
+                    .channels
+                    .iter()
+                    .map(|ch| Channel {
+                        channel: *ch,
+                        rtsp_path: rtsp_probe::template_path(
+                            f.brand.unwrap_or(Brand::Generic),
+                            *ch,
+                        ),
+                    })
+                    .collect(),
+                status: f.status.into(),
+            });
+        }
+        devices.sort_by_key(|d| (d.ip.parse::<Ipv4Addr>().ok(), d.port));
+        {
+            let mut k = lock(&self.known);
+            k.retain(|_, v| v.at.elapsed() < self.settings.ttl);
+            k.extend(known);
+        }
+        let elapsed = started.elapsed().as_millis() as u64;
+        info!(range = %range, devices = devices.len(), ms = elapsed, "discovery scan done");
+        Ok(serde_json::json!({
+            "devices": devices,
+            "network_range": range.to_string(),
+            "hosts": hosts.len(),
+            "ports": s.ports,
+            "scanned_at": chrono::Utc::now(),
+            "elapsed_ms": elapsed,
+            "port_scan_ms": scan_ms,
+            "cached": false,
+        }))
+    }
+
+    fn known_entry(
+        &self,
+        sealer: &Sealer,
+        ip: &Ipv4Addr,
+        brand: Brand,
+        port: u16,
+        urls: HashMap<u32, Option<String>>,
+        login: Option<&Login>,
+    ) -> Known {
+        let sealed_login = login.and_then(|l| {
+            sealer
+                .seal(
+                    &format!("discovery/{ip}"),
+                    &format!("{}\n{}", l.username, l.password),
+                )
+                .ok()
+        });
+        Known {
+            brand,
+            port,
+            urls,
+            sealed_login,
+            at: Instant::now(),
+        }
+    }
+
+    /// What a scan found about channel `channel` of `ip` within `CACHE_TTL`:
+    /// (brand, port, URL without credentials or `None` for the brand template, login).
+    #[allow(clippy::type_complexity)]
+    pub fn lookup(
+        &self,
+        sealer: &Sealer,
+        ip: &str,
+        channel: u32,
+    ) -> Option<(Brand, u16, Option<String>, Option<(String, String)>)> {
+        let k = lock(&self.known);
+        let known = k.get(ip).filter(|k| k.at.elapsed() < self.settings.ttl)?;
+        let url = known.urls.get(&channel)?.clone();
+        let login = known.sealed_login.as_ref().and_then(|s| {
+            let text = sealer.open(&format!("discovery/{ip}"), s).ok()?;
+            let (u, p) = text.split_once('\n')?;
+            Some((u.to_string(), p.to_string()))
+        });
+        Some((known.brand, known.port, url, login))
+    }
+
+    /// Channels a scan found on `ip` (for assigning a discovered device to a user).
+    pub fn channels(&self, ip: &str) -> Vec<u32> {
+        let k = lock(&self.known);
+        let mut v: Vec<u32> = k
+            .get(ip)
+            .filter(|k| k.at.elapsed() < self.settings.ttl)
+            .map(|k| k.urls.keys().copied().collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = Range::parse("127.0.3.7/27").unwrap();
+        assert_eq!(r.to_string(), "127.0.3.0/27");
+        assert_eq!(r.hosts().len(), 30);
+        assert_eq!(r.hosts()[0], Ipv4Addr::new(127, 0, 3, 1));
+        assert!(r.contains(Ipv4Addr::new(127, 0, 3, 31)));
+        assert!(!r.contains(Ipv4Addr::new(127, 0, 3, 32)));
+        assert!(r.overlaps(&Range::new(Ipv4Addr::LOCALHOST, 8)));
+        assert!(!r.overlaps(&Range::new(Ipv4Addr::new(192, 0, 2, 2), 24)));
+        assert_eq!(Range::parse("127.0.0.1/32").unwrap().hosts().len(), 1);
+        assert_eq!(Range::parse("127.0.0.0/22").unwrap().hosts().len(), 1022);
+        for bad in [
+            "",
+            "garbage",
+            "127.0.0.1",
+            "127.0.0.0/33",
+            "300.1.1.1/24",
+            "::1/128",
+        ] {
+            assert_eq!(
+                Range::parse(bad).unwrap_err().kind,
+                crate::error::Kind::BadRequest,
+                "{bad}"
+            );
+        }
+        let e = Range::parse("10.0.0.0/8").unwrap_err();
+        assert!(e.message.contains("/22"), "{}", e.message);
+    }
+
+    /// Mutation fuzzing of every parser that reads what a device sends (SOAP/XML, RTSP
+    /// heads, URLs): real-world messages with bytes flipped, cut, repeated and spliced, plus
+    /// hostile shapes (deep nesting, entity bombs, huge input). None may panic.
+    #[test]
+    fn device_input_parsers_never_panic() {
+        use super::onvif::tests::{FAULT, PROFILES, STREAM_URI};
+        use super::ws_discovery::tests::MATCH;
+        let rtsp = "RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\nWWW-Authenticate: Digest realm=\"x\", nonce=\"1\"\r\n\r\n";
+        let seeds: Vec<Vec<u8>> = [MATCH, FAULT, PROFILES, STREAM_URI, rtsp]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .chain([
+                "<a>".repeat(5000).into_bytes(),
+                br#"<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]><x>&d;&d;&d;&d;</x>"#.to_vec(),
+                vec![b'<'; 300 * 1024],
+            ])
+            .collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let specials = [
+            b'<', b'>', b'&', b'"', b'/', b':', b' ', 0, 0xff, b'\r', b'\n',
+        ];
+        let check = |bytes: &[u8]| {
+            let text = String::from_utf8_lossy(bytes);
+            let _ = ws_discovery::parse_probe_matches(&text);
+            let _ = onvif::fault(&text);
+            let _ = onvif::parse_device_info(&text);
+            let _ = onvif::parse_media_xaddr(&text);
+            let _ = onvif::parse_profiles(&text);
+            let _ = onvif::parse_stream_uri(&text);
+            let _ = rtsp_probe::parse_response_head(bytes);
+            let _ = url_host_v4(&text);
+            let _ = path_and_port(&text);
+        };
+        for seed in &seeds {
+            check(seed);
+            for _ in 0..1500 {
+                let mut b = seed.clone();
+                for _ in 0..(next() % 8 + 1) {
+                    if b.is_empty() {
+                        break;
+                    }
+                    let i = (next() as usize) % b.len();
+                    match next() % 5 {
+                        0 => b[i] = next() as u8,
+                        1 => b[i] = specials[(next() as usize) % specials.len()],
+                        2 => b.truncate(i),
+                        3 => {
+                            let j = (i + (next() as usize) % 64).min(b.len());
+                            let piece = b[i..j].to_vec();
+                            b.splice(i..i, piece);
+                        }
+                        _ => {
+                            b.remove(i);
+                        }
+                    }
+                }
+                check(&b);
+            }
+        }
+    }
+
+    #[test]
+    fn url_parts() {
+        assert_eq!(
+            url_host_v4("http://127.0.3.9:8080/onvif/device_service"),
+            Some(Ipv4Addr::new(127, 0, 3, 9))
+        );
+        assert_eq!(
+            url_host_v4("rtsp://u:p@127.0.0.2/x"),
+            Some(Ipv4Addr::new(127, 0, 0, 2))
+        );
+        assert_eq!(url_host_v4("http://[fe80::1]/x"), None);
+        assert_eq!(
+            path_and_port("rtsp://a:b@1.2.3.4:8554/cam/realmonitor?channel=1"),
+            ("/cam/realmonitor?channel=1".to_string(), 8554)
+        );
+        assert_eq!(path_and_port("rtsp://1.2.3.4"), ("/".to_string(), 554));
+        assert_eq!(brand_of_maker("HIKVISION"), Brand::Hikvision);
+        assert_eq!(brand_of_maker("ACME"), Brand::Onvif);
+    }
+}
