@@ -135,6 +135,7 @@ impl App {
             }),
             config.database.is_some(),
             Duration::from_secs(config.node_stale_secs),
+            crate::fleet::instance_id(&config.data_dir)?,
         );
         let discovery = crate::discovery::Discovery::new(crate::discovery::Settings {
             ports: config.scan_ports.clone(),
@@ -385,6 +386,7 @@ pub async fn run(config: Config) -> Result<()> {
     resume_recordings(&app).await;
     tokio::spawn(report_unknown_files(app.clone()));
     serve(app.clone(), listener, tls, shutdown_signal()).await;
+    app.fleet.leave(&app).await;
     app.recordings
         .stop_all(crate::media::recordings::SHUTDOWN)
         .await;

@@ -49,13 +49,15 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(me: String, url: String, shared: bool, stale: Duration) -> Fleet {
+    /// `instance` tells this box from another started with the same name by mistake; it is
+    /// kept in `DATA_DIR`, so the same box restarting (even right after a crash) is itself.
+    pub fn new(me: String, url: String, shared: bool, stale: Duration, instance: String) -> Fleet {
         Fleet {
             me,
             url: RwLock::new(url),
             shared,
             stale,
-            instance: hex::encode(rand::random::<[u8; 8]>()),
+            instance,
             started_at: Utc::now(),
             nodes: RwLock::new((HashMap::new(), Instant::now())),
             acquiring: Mutex::new(HashSet::new()),
@@ -172,6 +174,14 @@ impl Fleet {
                 stale_secs: self.stale.as_secs_f64(),
             })
             .await
+    }
+
+    /// Says this box is leaving (a clean stop): the others answer 503 for its cameras at once
+    /// instead of sending clients to a box that is gone.
+    pub async fn leave(&self, app: &App) {
+        if let Err(e) = app.store.leave(&self.me, &self.instance).await {
+            warn!(error = %e, "cannot mark this node as stopped");
+        }
     }
 
     /// Whether a node is alive by the last read.
@@ -369,6 +379,20 @@ async fn try_acquire(app: &Arc<App>, camera: &str) -> Result<bool> {
 
 /// Gives cameras and recordings made before nodes existed to this node (the first box to
 /// start after the upgrade); with the embedded store, every camera is this box's.
+/// This box's instance id: `DATA_DIR/node_id`, made once.
+pub fn instance_id(data_dir: &std::path::Path) -> Result<String> {
+    let path = data_dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 16 => Ok(s.trim().to_string()),
+        _ => {
+            let id = hex::encode(rand::random::<[u8; 16]>());
+            std::fs::write(&path, &id)
+                .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
+            Ok(id)
+        }
+    }
+}
+
 pub async fn claim(app: &App) -> Result<()> {
     let n = app.store.claim_unowned(&app.fleet.me).await?;
     if !app.fleet.shared {

@@ -807,6 +807,22 @@ async fn nodes_and_claims(s: DynStore) {
         Kind::Conflict,
         "a second live process with the same name is refused"
     );
+    // a clean stop frees the name at once (and shows the node down)
+    s.leave("box-a", "not-the-holder").await.unwrap();
+    assert!(
+        s.nodes().await.unwrap()[0].age_secs < 5.0,
+        "only the holder leaves"
+    );
+    s.leave("box-a", "i2").await.unwrap();
+    let a = s.nodes().await.unwrap().remove(0);
+    assert!(
+        a.age_secs > 3600.0,
+        "a node that left is down: {}",
+        a.age_secs
+    );
+    s.heartbeat(&beat("box-a", "another-process"))
+        .await
+        .unwrap();
     // rows from before nodes existed go to the first box that claims them
     let mut cam = camera("10.0.0.9", 1);
     cam.node = String::new();

@@ -399,6 +399,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records this node's heartbeat. `Conflict` when another live instance (a fresh
     /// heartbeat with another `instance`) already uses the name.
     async fn heartbeat(&self, beat: &NodeBeat) -> Result<()>;
+    /// Marks a node stopped (its heartbeat made stale) if `instance` still holds the name.
+    async fn leave(&self, name: &str, instance: &str) -> Result<()>;
     /// Every node that ever sent a heartbeat, by name.
     async fn nodes(&self) -> Result<Vec<Node>>;
     /// Gives cameras and recordings that have no node (made before nodes existed) to `node`;

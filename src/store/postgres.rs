@@ -936,6 +936,18 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn leave(&self, name: &str, instance: &str) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE nodes SET heartbeat = heartbeat - interval '1 day', live = 0, recording = 0
+                 WHERE name = $1 AND instance = $2",
+                &[&name, &instance],
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn nodes(&self) -> Result<Vec<Node>> {
         let rows = self
             .client()

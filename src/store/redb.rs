@@ -395,7 +395,8 @@ pub struct RedbStore {
 }
 
 type NodeMap = std::sync::Mutex<
-    std::collections::HashMap<String, (NodeBeat, DateTime<Utc>, std::time::Instant)>,
+    // (beat, its wall time, its monotonic time, seconds added to its age: a day once it left)
+    std::collections::HashMap<String, (NodeBeat, DateTime<Utc>, std::time::Instant, f64)>,
 >;
 
 impl RedbStore {
@@ -1043,8 +1044,8 @@ impl Store for RedbStore {
 
     async fn heartbeat(&self, b: &NodeBeat) -> Result<()> {
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((old, _, at)) = nodes.get(&b.name) {
-            if old.instance != b.instance && at.elapsed().as_secs_f64() < b.stale_secs {
+        if let Some((old, _, at, extra)) = nodes.get(&b.name) {
+            if old.instance != b.instance && at.elapsed().as_secs_f64() + extra < b.stale_secs {
                 return Err(Error::conflict(format!(
                     "another running vigia already uses NODE_NAME '{}'",
                     b.name
@@ -1053,8 +1054,22 @@ impl Store for RedbStore {
         }
         nodes.insert(
             b.name.clone(),
-            (b.clone(), Utc::now(), std::time::Instant::now()),
+            (b.clone(), Utc::now(), std::time::Instant::now(), 0.0),
         );
+        Ok(())
+    }
+
+    async fn leave(&self, name: &str, instance: &str) -> Result<()> {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((b, hb, _, extra)) = nodes
+            .get_mut(name)
+            .filter(|(b, _, _, _)| b.instance == instance)
+        {
+            *hb -= chrono::Duration::days(1);
+            *extra = 86400.0;
+            b.live = 0;
+            b.recording = 0;
+        }
         Ok(())
     }
 
@@ -1062,12 +1077,12 @@ impl Store for RedbStore {
         let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<Node> = nodes
             .values()
-            .map(|(b, heartbeat, at)| Node {
+            .map(|(b, heartbeat, at, extra)| Node {
                 name: b.name.clone(),
                 url: b.url.clone(),
                 started_at: b.started_at,
                 heartbeat: *heartbeat,
-                age_secs: at.elapsed().as_secs_f64(),
+                age_secs: at.elapsed().as_secs_f64() + extra,
                 live: b.live,
                 recording: b.recording,
                 version: b.version.clone(),
