@@ -24,6 +24,11 @@ PACKAGES=(
   # network namespaces for the silent-range discovery test (unshare, ip)
   util-linux
   iproute2
+  # the appliance tests: systemd-analyze for the unit; a loop-mounted ext4 frozen with
+  # fsfreeze for the stalled-recorder watchdog test
+  systemd
+  e2fsprogs
+  mount
 )
 
 SUDO=""

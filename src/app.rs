@@ -356,6 +356,7 @@ fn spawn_upkeep(app: Arc<App>) {
 
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<()> {
+    let notifier = Arc::new(crate::system::notify::Notifier::from_env());
     let tls = match &config.tls {
         Some((c, k)) => Some(tls_acceptor(c, k)?),
         None => None,
@@ -380,17 +381,27 @@ pub async fn run(config: Config) -> Result<()> {
     recover_recordings(&app).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%addr, "listening on {scheme}://{addr}");
+    // store open, crash recovery done, listener bound: ready
+    notifier.ready(&crate::system::watchdog::status_line(&app));
+    crate::system::watchdog::spawn(app.clone(), notifier.clone());
     spawn_upkeep(app.clone());
     crate::fleet::spawn(app.clone());
     app.recordings.spawn_watcher(Duration::from_secs(1));
     resume_recordings(&app).await;
     tokio::spawn(report_unknown_files(app.clone()));
-    serve(app.clone(), listener, tls, shutdown_signal()).await;
+    let n2 = notifier.clone();
+    let stop = async move {
+        shutdown_signal().await;
+        n2.stopping();
+    };
+    // stop accepting, let in-flight requests finish, then close every recording (last
+    // fragment written, rows final) and TEARDOWN every camera session: bounded in time
+    serve(app.clone(), listener, tls, stop).await;
     app.fleet.leave(&app).await;
     app.recordings
         .stop_all(crate::media::recordings::SHUTDOWN)
         .await;
-    app.streams.stop_all();
+    app.streams.stop_all(Duration::from_secs(5)).await;
     info!("stopped");
     Ok(())
 }

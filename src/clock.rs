@@ -4,6 +4,16 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+/// Milliseconds on the monotonic clock since the process first asked: progress stamps that
+/// wall-clock changes cannot move.
+pub fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
 /// A source of UTC time.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;

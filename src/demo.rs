@@ -114,7 +114,9 @@ pub async fn run(mut config: Config) -> Result<()> {
         "  API:    curl -s -XPOST {base}/api/auth/login -d '{{\"username\":\"admin\",\"password\":\"{password}\"}}'"
     );
     app::serve(app.clone(), listener, None, app::shutdown_signal()).await;
-    app.streams.stop_all();
+    app.streams
+        .stop_all(std::time::Duration::from_secs(5))
+        .await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

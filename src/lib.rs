@@ -23,3 +23,4 @@ pub mod error;
 pub mod fleet;
 pub mod media;
 pub mod store;
+pub mod system;

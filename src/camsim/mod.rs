@@ -509,6 +509,9 @@ impl Camsim {
                     continue;
                 }
                 "TEARDOWN" => {
+                    if self.events {
+                        println!("TEARDOWN {name}");
+                    }
                     let _ = tx
                         .send(reply(
                             "200 OK",

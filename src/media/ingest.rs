@@ -192,6 +192,7 @@ async fn session(
         .map(|(username, password)| Credentials { username, password });
     let opts = SessionOptions::default()
         .creds(creds)
+        .session_group(group())
         .user_agent(format!("vigia/{}", env!("CARGO_PKG_VERSION")));
     let mut s = timed("DESCRIBE", Session::describe(url, opts)).await?;
     let offered: Vec<String> = s
@@ -329,6 +330,15 @@ pub fn backoff(attempt: u32) -> Duration {
 }
 
 /// Keeps the camera's session up until `stop` turns true.
+/// Every camera session of the process, so that shutdown can wait for their `TEARDOWN`s.
+pub fn group() -> Arc<retina::client::SessionGroup> {
+    static GROUP: std::sync::OnceLock<Arc<retina::client::SessionGroup>> =
+        std::sync::OnceLock::new();
+    GROUP
+        .get_or_init(|| Arc::new(retina::client::SessionGroup::default().named("vigia".into())))
+        .clone()
+}
+
 pub async fn supervise(
     src: Source,
     fanout: Arc<Fanout>,

@@ -57,6 +57,8 @@ pub struct RecordingPlan {
     pub root: PathBuf,
     /// This node, written into each row.
     pub node: String,
+    /// [`crate::clock::mono_ms`] of the last fragment written (the watchdog reads it).
+    pub progress: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why a session ended.
@@ -85,7 +87,9 @@ pub fn relative_path(camera: &str, start: DateTime<Utc>) -> String {
 
 struct File {
     row: Recording,
-    file: std::fs::File,
+    /// Written from tokio's blocking pool, so a disk that hangs blocks those threads and not
+    /// the runtime (which then notices the stall: see `system::watchdog`).
+    file: Arc<std::fs::File>,
     path: PathBuf,
     bytes: u64,
     muxer: Muxer,
@@ -96,10 +100,18 @@ struct File {
     /// A write failed: nothing more goes into this file.
     broken: bool,
     counters: Arc<Counters>,
+    progress: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Runs blocking file I/O on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("file task failed: {e}")))
 }
 
 /// Writes every chunk with `writev`, resuming after partial writes.
-fn write_all_chunks(file: &mut std::fs::File, chunks: &[bytes::Bytes]) -> std::io::Result<()> {
+fn write_all_chunks(mut file: &std::fs::File, chunks: &[bytes::Bytes]) -> std::io::Result<()> {
     let (mut i, mut off) = (0usize, 0usize);
     while i < chunks.len() {
         let mut slices: Vec<std::io::IoSlice<'_>> = Vec::with_capacity((chunks.len() - i).min(64));
@@ -133,7 +145,7 @@ fn write_all_chunks(file: &mut std::fs::File, chunks: &[bytes::Bytes]) -> std::i
 }
 
 impl File {
-    fn write_fragment(&mut self, include_pending: bool) -> Result<()> {
+    async fn write_fragment(&mut self, include_pending: bool) -> Result<()> {
         if self.broken {
             return Ok(());
         }
@@ -141,34 +153,46 @@ impl File {
             self.muxer.complete_pending();
         }
         if let Some(m) = self.muxer.flush() {
+            let len = m.fragment.len as u64;
+            let header = m.fragment.chunks.first().map_or(0, |h| h.len()) as u64;
+            let frames = m.fragment.chunks.len().saturating_sub(1) as u64;
+            let (file, chunks, good) = (self.file.clone(), m.fragment.chunks, self.bytes);
             // one fragment at a time, straight from the frames' buffers (no copy); a crash
             // leaves whole fragments and at most one partial tail, which recovery cuts
-            if let Err(e) = write_all_chunks(&mut self.file, &m.fragment.chunks) {
-                // a full disk: cut what this fragment left, so the file stays whole
+            let written = blocking(move || {
+                let r = write_all_chunks(&file, &chunks);
+                if r.is_err() {
+                    // a full disk: cut what this fragment left, so the file stays whole
+                    let _ = file.set_len(good);
+                    let _ = std::io::Seek::seek(&mut &*file, std::io::SeekFrom::Start(good));
+                }
+                r
+            })
+            .await?;
+            if let Err(e) = written {
                 self.broken = true;
-                let _ = self.file.set_len(self.bytes);
-                let _ = std::io::Seek::seek(&mut self.file, std::io::SeekFrom::Start(self.bytes));
                 return Err(Error::new(
                     crate::error::Kind::InsufficientStorage,
                     format!("cannot write {}: {e}", self.path.display()),
                 ));
             }
-            self.bytes += m.fragment.len as u64;
+            self.bytes += len;
             self.written += m.duration;
-            let header = m.fragment.chunks.first().map_or(0, |h| h.len()) as u64;
-            Counters::add(
-                &self.counters.frames_out,
-                m.fragment.chunks.len().saturating_sub(1) as u64,
+            self.progress.store(
+                crate::clock::mono_ms(),
+                std::sync::atomic::Ordering::Relaxed,
             );
-            Counters::add(&self.counters.payload_out, m.fragment.len as u64 - header);
-            Counters::add(&self.counters.file_bytes, m.fragment.len as u64);
+            Counters::add(&self.counters.frames_out, frames);
+            Counters::add(&self.counters.payload_out, len - header);
+            Counters::add(&self.counters.file_bytes, len);
         }
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
+    async fn sync(&mut self) -> Result<()> {
+        let file = self.file.clone();
+        blocking(move || file.sync_data())
+            .await?
             .map_err(|e| Error::internal(format!("fdatasync {}: {e}", self.path.display())))?;
         self.last_sync = Instant::now();
         Ok(())
@@ -195,16 +219,21 @@ async fn open(
             format!("cannot create {}: {e}", path.display()),
         )
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .open(&path)
-        .map_err(fail)?;
     let init = fmp4::init_segment(&tracks.infos());
-    file.write_all(&init).map_err(fail)?;
+    let (p2, i2) = (path.clone(), init.clone());
+    let file = blocking(move || {
+        if let Some(dir) = p2.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&p2)?;
+        file.write_all(&i2)?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await?
+    .map_err(fail)?;
     Counters::add(&plan.counters.file_bytes, init.len() as u64);
     let row = match reserved {
         Some(r) => r,
@@ -223,7 +252,7 @@ async fn open(
     };
     Ok(File {
         row,
-        file,
+        file: Arc::new(file),
         path,
         bytes: init.len() as u64,
         muxer: Muxer::new(tracks.clone(), 1),
@@ -232,6 +261,7 @@ async fn open(
         init,
         broken: false,
         counters: plan.counters.clone(),
+        progress: plan.progress.clone(),
     })
 }
 
@@ -241,8 +271,8 @@ async fn close(
     status: RecordingStatus,
     note: Option<String>,
 ) -> Result<Recording> {
-    let flushed = f.write_fragment(true);
-    let synced = f.sync();
+    let flushed = f.write_fragment(true).await;
+    let synced = f.sync().await;
     let note = match (&flushed, &synced, note) {
         (Err(e), _, _) | (_, Err(e), _) => Some(e.message.clone()),
         (_, _, n) => n,
@@ -323,9 +353,9 @@ pub async fn run(
                     let video = fr.kind == TrackKind::Video;
                     f.muxer.push(fr);
                     if video && f.muxer.video_buffered() >= plan.fragment.as_secs_f64() {
-                        f.write_fragment(true)?;
+                        f.write_fragment(true).await?;
                         if f.last_sync.elapsed() >= plan.sync_every {
-                            f.sync()?;
+                            f.sync().await?;
                         }
                     }
                     if let Some(d) = plan.duration {

@@ -41,6 +41,8 @@ struct Active {
     stop: watch::Sender<Option<String>>,
     /// Keep the camera's `is_recording` when it ends (it continues elsewhere or later).
     keep: Arc<std::sync::atomic::AtomicBool>,
+    /// When it last wrote a fragment ([`crate::clock::mono_ms`]).
+    progress: Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -110,6 +112,23 @@ impl Recordings {
         }
     }
 
+    /// Recordings that have written nothing for `stall` while their camera is live (frames
+    /// arrive, none reach the disk): (camera, seconds since the last fragment). A camera that
+    /// is down is not a stall: there is nothing to write.
+    pub fn stalled(&self, stall: Duration) -> Vec<(String, f64)> {
+        let now = crate::clock::mono_ms();
+        self.map()
+            .iter()
+            .filter_map(|(cam, a)| {
+                let idle =
+                    now.saturating_sub(a.progress.load(std::sync::atomic::Ordering::Relaxed));
+                let live = matches!(self.streams.state(cam), super::ingest::State::Live { .. });
+                (live && idle > stall.as_millis() as u64)
+                    .then(|| (cam.clone(), idle as f64 / 1000.0))
+            })
+            .collect()
+    }
+
     fn node_filter(&self) -> Option<&str> {
         self.cfg.shared.then_some(self.cfg.node.as_str())
     }
@@ -161,6 +180,7 @@ impl Recordings {
         }
         let live = self.streams.start(src, false)?;
         live.hold();
+        let progress = Arc::new(std::sync::atomic::AtomicU64::new(crate::clock::mono_ms()));
         let events = live.fanout.subscribe("recorder", 2048);
         let plan = RecordingPlan {
             counters: self.counters.clone(),
@@ -172,6 +192,7 @@ impl Recordings {
             fragment: self.cfg.fragment,
             root: self.cfg.root.clone(),
             node: self.cfg.node.clone(),
+            progress: progress.clone(),
         };
         // the row exists from now on (its file opens with the first video): the id is known at
         // once, and a camera that never answers shows as a recording with nothing in it
@@ -240,6 +261,7 @@ impl Recordings {
                         current: cur_rx,
                         stop: stop.clone(),
                         keep,
+                        progress,
                         task,
                     },
                 );
@@ -372,8 +394,13 @@ impl Recordings {
                 .collect()
         };
         let n = tasks.len();
-        for t in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        // one deadline for all: a shutdown stays bounded however many cameras record
+        let all = futures_util::future::join_all(tasks);
+        if tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .is_err()
+        {
+            warn!("some recordings did not close in time");
         }
         if n > 0 {
             info!(recordings = n, "recordings closed");

@@ -30,6 +30,8 @@ pub struct Live {
     /// The task feeding the HLS window from the fan-out, while someone watches. A session
     /// pulled only for a recording has none: no window in RAM, no wake-up per frame.
     feeder: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The session's supervisor (ends after its TEARDOWN is started).
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Live {
@@ -160,17 +162,19 @@ impl Streams {
             sessions: Arc::new(AtomicU64::new(0)),
             stop,
             feeder: Mutex::new(None),
+            task: Mutex::new(None),
         });
         if viewer {
             live.want_hls();
         }
-        tokio::spawn(ingest::supervise(
+        let task = tokio::spawn(ingest::supervise(
             src,
             live.fanout.clone(),
             live.state.clone(),
             stop_rx,
             live.sessions.clone(),
         ));
+        *live.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         info!(camera = %live.id, "stream started");
         map.insert(live.id.clone(), live.clone());
         Ok(live)
@@ -219,11 +223,26 @@ impl Streams {
         }
     }
 
-    /// Stops everything (shutdown).
-    pub fn stop_all(&self) {
-        for (_, l) in self.map().drain() {
+    /// Stops every session and waits, at most `within`, until each has ended and sent its
+    /// RTSP `TEARDOWN` (shutdown).
+    pub async fn stop_all(&self, within: Duration) {
+        let all: Vec<Arc<Live>> = self.map().drain().map(|(_, l)| l).collect();
+        let mut tasks = Vec::new();
+        for l in &all {
             let _ = l.stop.send(true);
             l.fanout.close();
+            if let Some(t) = l.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                tasks.push(t);
+            }
+        }
+        let wait = async {
+            futures_util::future::join_all(tasks).await;
+            let _ = ingest::group().await_teardown().await;
+        };
+        if tokio::time::timeout(within, wait).await.is_err() {
+            tracing::warn!("camera sessions did not all end in time");
+        } else if !all.is_empty() {
+            info!(sessions = all.len(), "camera sessions closed");
         }
     }
 

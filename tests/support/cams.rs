@@ -183,7 +183,7 @@ impl Camsim {
                     let _ = tx.send(p.parse::<u16>().unwrap());
                 } else if let Some(cam) = line.strip_prefix("SESSION ") {
                     s2.lock().unwrap().push(cam.to_string());
-                } else if line.starts_with("AUTHFAIL ") {
+                } else if line.starts_with("AUTHFAIL ") || line.starts_with("TEARDOWN ") {
                     s2.lock().unwrap().push(line);
                 }
             }
@@ -200,6 +200,16 @@ impl Camsim {
 
     pub fn url(&self, path: &str) -> String {
         format!("rtsp://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// TEARDOWN requests received.
+    pub fn teardowns(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("TEARDOWN "))
+            .count()
     }
 
     /// Requests refused for wrong credentials (failed logins).
