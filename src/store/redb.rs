@@ -73,162 +73,88 @@ enum UserRow {
     },
 }
 
+/// A camera's stored fields (schema 1). Schema 2 adds the owning node after them; postcard
+/// writes a variant's fields in order, so `V1(fields)` reads what `V1 { … }` wrote.
+#[derive(Serialize, Deserialize)]
+struct CameraFields {
+    ip: String,
+    channel: u32,
+    name: String,
+    brand: Brand,
+    port: u16,
+    rtsp_url_sealed: Vec<u8>,
+    rtsp_url_display: String,
+    transport: Transport,
+    is_active: bool,
+    last_seen_us: Option<i64>,
+    is_recording: bool,
+    created_at_us: i64,
+}
+
 #[derive(Serialize, Deserialize)]
 enum CameraRow {
-    V1 {
-        ip: String,
-        channel: u32,
-        name: String,
-        brand: Brand,
-        port: u16,
-        rtsp_url_sealed: Vec<u8>,
-        rtsp_url_display: String,
-        transport: Transport,
-        is_active: bool,
-        last_seen_us: Option<i64>,
-        is_recording: bool,
-        created_at_us: i64,
-    },
-    /// V1 plus the owning node.
-    V2 {
-        ip: String,
-        channel: u32,
-        name: String,
-        brand: Brand,
-        port: u16,
-        rtsp_url_sealed: Vec<u8>,
-        rtsp_url_display: String,
-        transport: Transport,
-        is_active: bool,
-        last_seen_us: Option<i64>,
-        is_recording: bool,
-        created_at_us: i64,
-        node: String,
-    },
+    V1(CameraFields),
+    /// The fields and the node that owns the camera.
+    V2(CameraFields, String),
+}
+
+/// A recording's stored fields (schema 1); schema 2 adds the node holding the file.
+#[derive(Serialize, Deserialize)]
+struct RecordingFields {
+    camera_id: String,
+    user_id: Option<i64>,
+    path: String,
+    start_us: i64,
+    end_us: Option<i64>,
+    duration_sec: f64,
+    file_size: u64,
+    status: RecordingStatus,
+    continuous: bool,
+    note: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 enum RecordingRow {
-    V1 {
-        camera_id: String,
-        user_id: Option<i64>,
-        path: String,
-        start_us: i64,
-        end_us: Option<i64>,
-        duration_sec: f64,
-        file_size: u64,
-        status: RecordingStatus,
-        continuous: bool,
-        note: Option<String>,
-    },
-    /// V1 plus the node whose disk holds the file.
-    V2 {
-        camera_id: String,
-        user_id: Option<i64>,
-        path: String,
-        start_us: i64,
-        end_us: Option<i64>,
-        duration_sec: f64,
-        file_size: u64,
-        status: RecordingStatus,
-        continuous: bool,
-        note: Option<String>,
-        node: String,
-    },
+    V1(RecordingFields),
+    /// The fields and the node whose disk holds the file.
+    V2(RecordingFields, String),
 }
 
 fn recording_row(r: &Recording) -> Result<Vec<u8>> {
-    encode(&RecordingRow::V2 {
-        camera_id: r.camera_id.clone(),
-        user_id: r.user_id,
-        path: r.path.clone(),
-        start_us: to_us(r.start_time),
-        end_us: r.end_time.map(to_us),
-        duration_sec: r.duration_sec,
-        file_size: r.file_size,
-        status: r.status,
-        continuous: r.continuous,
-        note: r.note.clone(),
-        node: r.node.clone(),
-    })
+    encode(&RecordingRow::V2(
+        RecordingFields {
+            camera_id: r.camera_id.clone(),
+            user_id: r.user_id,
+            path: r.path.clone(),
+            start_us: to_us(r.start_time),
+            end_us: r.end_time.map(to_us),
+            duration_sec: r.duration_sec,
+            file_size: r.file_size,
+            status: r.status,
+            continuous: r.continuous,
+            note: r.note.clone(),
+        },
+        r.node.clone(),
+    ))
 }
 
 fn recording_from_row(id: u64, bytes: &[u8]) -> Result<Recording> {
-    let (
-        camera_id,
-        user_id,
-        path,
-        start_us,
-        end_us,
-        duration_sec,
-        file_size,
-        status,
-        continuous,
-        note,
-        node,
-    ) = match decode(bytes, "recording")? {
-        RecordingRow::V1 {
-            camera_id,
-            user_id,
-            path,
-            start_us,
-            end_us,
-            duration_sec,
-            file_size,
-            status,
-            continuous,
-            note,
-        } => (
-            camera_id,
-            user_id,
-            path,
-            start_us,
-            end_us,
-            duration_sec,
-            file_size,
-            status,
-            continuous,
-            note,
-            String::new(),
-        ),
-        RecordingRow::V2 {
-            camera_id,
-            user_id,
-            path,
-            start_us,
-            end_us,
-            duration_sec,
-            file_size,
-            status,
-            continuous,
-            note,
-            node,
-        } => (
-            camera_id,
-            user_id,
-            path,
-            start_us,
-            end_us,
-            duration_sec,
-            file_size,
-            status,
-            continuous,
-            note,
-            node,
-        ),
+    let (f, node) = match decode(bytes, "recording")? {
+        RecordingRow::V1(f) => (f, String::new()),
+        RecordingRow::V2(f, node) => (f, node),
     };
     Ok(Recording {
         id: id as i64,
-        camera_id,
-        user_id,
-        path,
-        start_time: from_us(start_us),
-        end_time: end_us.map(from_us),
-        duration_sec,
-        file_size,
-        status,
-        continuous,
-        note,
+        camera_id: f.camera_id,
+        user_id: f.user_id,
+        path: f.path,
+        start_time: from_us(f.start_us),
+        end_time: f.end_us.map(from_us),
+        duration_sec: f.duration_sec,
+        file_size: f.file_size,
+        status: f.status,
+        continuous: f.continuous,
+        note: f.note,
         node,
     })
 }
@@ -269,117 +195,46 @@ fn user_from_row(id: u64, bytes: &[u8]) -> Result<(User, String)> {
 }
 
 fn camera_from_row(id: &str, bytes: &[u8]) -> Result<Camera> {
-    let (row, node) = match decode(bytes, "camera")? {
-        CameraRow::V1 {
-            ip,
-            channel,
-            name,
-            brand,
-            port,
-            rtsp_url_sealed,
-            rtsp_url_display,
-            transport,
-            is_active,
-            last_seen_us,
-            is_recording,
-            created_at_us,
-        } => (
-            (
-                ip,
-                channel,
-                name,
-                brand,
-                port,
-                rtsp_url_sealed,
-                rtsp_url_display,
-                transport,
-                is_active,
-                last_seen_us,
-                is_recording,
-                created_at_us,
-            ),
-            String::new(),
-        ),
-        CameraRow::V2 {
-            ip,
-            channel,
-            name,
-            brand,
-            port,
-            rtsp_url_sealed,
-            rtsp_url_display,
-            transport,
-            is_active,
-            last_seen_us,
-            is_recording,
-            created_at_us,
-            node,
-        } => (
-            (
-                ip,
-                channel,
-                name,
-                brand,
-                port,
-                rtsp_url_sealed,
-                rtsp_url_display,
-                transport,
-                is_active,
-                last_seen_us,
-                is_recording,
-                created_at_us,
-            ),
-            node,
-        ),
+    let (f, node) = match decode(bytes, "camera")? {
+        CameraRow::V1(f) => (f, String::new()),
+        CameraRow::V2(f, node) => (f, node),
     };
-    let (
-        ip,
-        channel,
-        name,
-        brand,
-        port,
-        rtsp_url_sealed,
-        rtsp_url_display,
-        transport,
-        is_active,
-        last_seen_us,
-        is_recording,
-        created_at_us,
-    ) = row;
     Ok(Camera {
         id: id.to_string(),
-        ip,
-        channel,
-        name,
-        brand,
-        port,
-        rtsp_url_sealed,
-        rtsp_url_display,
-        transport,
-        is_active,
-        last_seen: last_seen_us.map(from_us),
-        is_recording,
-        created_at: from_us(created_at_us),
+        ip: f.ip,
+        channel: f.channel,
+        name: f.name,
+        brand: f.brand,
+        port: f.port,
+        rtsp_url_sealed: f.rtsp_url_sealed,
+        rtsp_url_display: f.rtsp_url_display,
+        transport: f.transport,
+        is_active: f.is_active,
+        last_seen: f.last_seen_us.map(from_us),
+        is_recording: f.is_recording,
+        created_at: from_us(f.created_at_us),
         node,
     })
 }
 
 fn camera_row(c: &Camera) -> Result<Vec<u8>> {
-    encode(&CameraRow::V2 {
-        ip: c.ip.clone(),
-        channel: c.channel,
-        name: c.name.clone(),
-        brand: c.brand,
-        port: c.port,
-        rtsp_url_sealed: c.rtsp_url_sealed.clone(),
-        rtsp_url_display: c.rtsp_url_display.clone(),
-        transport: c.transport,
-        is_active: c.is_active,
-        last_seen_us: c.last_seen.map(to_us),
-        is_recording: c.is_recording,
-        created_at_us: to_us(c.created_at),
-        node: c.node.clone(),
-    })
+    encode(&CameraRow::V2(
+        CameraFields {
+            ip: c.ip.clone(),
+            channel: c.channel,
+            name: c.name.clone(),
+            brand: c.brand,
+            port: c.port,
+            rtsp_url_sealed: c.rtsp_url_sealed.clone(),
+            rtsp_url_display: c.rtsp_url_display.clone(),
+            transport: c.transport,
+            is_active: c.is_active,
+            last_seen_us: c.last_seen.map(to_us),
+            is_recording: c.is_recording,
+            created_at_us: to_us(c.created_at),
+        },
+        c.node.clone(),
+    ))
 }
 
 fn user_id(id: i64) -> Result<u64> {
@@ -1093,8 +948,14 @@ impl Store for RedbStore {
     }
 
     async fn claim_unowned(&self, node: &str) -> Result<u64> {
+        // rows written since nodes exist always name one: the scan runs once per store
+        let done = self.read(|t| Ok(t.open_table(META)?.get("nodes_claimed")?.is_some()))?;
+        if done {
+            return Ok(0);
+        }
         let node = node.to_string();
         self.write(move |txn| {
+            txn.open_table(META)?.insert("nodes_claimed", 1)?;
             let mut n = 0;
             let mut cams = txn.open_table(CAMERAS)?;
             let mut fix = Vec::new();
@@ -1267,5 +1128,102 @@ impl Store for RedbStore {
             Ok(rep)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows as schema 1 wrote them (struct variants, no node) still read, with no node.
+    #[test]
+    fn schema_1_rows_read() {
+        #[derive(Serialize)]
+        enum OldCamera {
+            V1 {
+                ip: String,
+                channel: u32,
+                name: String,
+                brand: Brand,
+                port: u16,
+                rtsp_url_sealed: Vec<u8>,
+                rtsp_url_display: String,
+                transport: Transport,
+                is_active: bool,
+                last_seen_us: Option<i64>,
+                is_recording: bool,
+                created_at_us: i64,
+            },
+        }
+        #[derive(Serialize)]
+        enum OldRecording {
+            V1 {
+                camera_id: String,
+                user_id: Option<i64>,
+                path: String,
+                start_us: i64,
+                end_us: Option<i64>,
+                duration_sec: f64,
+                file_size: u64,
+                status: RecordingStatus,
+                continuous: bool,
+                note: Option<String>,
+            },
+        }
+        let cam = encode(&OldCamera::V1 {
+            ip: "10.0.0.1".into(),
+            channel: 2,
+            name: "gate".into(),
+            brand: Brand::Dahua,
+            port: 554,
+            rtsp_url_sealed: vec![1, 2, 3],
+            rtsp_url_display: "rtsp://x".into(),
+            transport: Transport::Udp,
+            is_active: true,
+            last_seen_us: Some(5),
+            is_recording: true,
+            created_at_us: 7,
+        })
+        .unwrap();
+        let c = camera_from_row("10.0.0.1-ch2", &cam).unwrap();
+        assert_eq!(
+            (
+                c.channel,
+                c.name.as_str(),
+                c.brand,
+                c.transport,
+                c.node.as_str()
+            ),
+            (2, "gate", Brand::Dahua, Transport::Udp, "")
+        );
+        assert_eq!(camera_from_row(&c.id, &camera_row(&c).unwrap()).unwrap(), c);
+        let rec = encode(&OldRecording::V1 {
+            camera_id: "cam".into(),
+            user_id: Some(3),
+            path: "cam/a.mp4".into(),
+            start_us: 1,
+            end_us: Some(2),
+            duration_sec: 1.5,
+            file_size: 99,
+            status: RecordingStatus::Completed,
+            continuous: true,
+            note: Some("n".into()),
+        })
+        .unwrap();
+        let r = recording_from_row(4, &rec).unwrap();
+        assert_eq!(
+            (
+                r.id,
+                r.path.as_str(),
+                r.file_size,
+                r.note.as_deref(),
+                r.node.as_str()
+            ),
+            (4, "cam/a.mp4", 99, Some("n"), "")
+        );
+        assert_eq!(
+            recording_from_row(4, &recording_row(&r).unwrap()).unwrap(),
+            r
+        );
     }
 }
