@@ -31,15 +31,15 @@ aarch64-linux-gnu-strip -o target/vigia-aarch64-stripped "$BIN"
 SIZE=$(stat -c %s target/vigia-aarch64-stripped)
 echo "stripped aarch64 binary: $SIZE bytes ($(( SIZE / 1024 )) KiB)"
 
-echo "== unit tests under qemu-aarch64"
-cargo test --release --target "$TARGET" "${feat[@]}" --lib
+echo "== unit tests under qemu-aarch64 (debug build: quicker to build than fat LTO)"
+cargo test --target "$TARGET" "${feat[@]}" --lib
 
 echo "== end-to-end smoke: the aarch64 binary under qemu-aarch64"
-cargo build --release   # the native simulator
+cargo build --bin vigia   # the native simulator
 work=$(mktemp -d)
 cleanup() { kill "${SIM:-}" "${VIGIA:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-target/release/vigia camsim --listen 127.0.0.1:0 > "$work/sim.out" 2>/dev/null &
+target/debug/vigia camsim --listen 127.0.0.1:0 > "$work/sim.out" 2>/dev/null &
 SIM=$!
 for _ in $(seq 100); do grep -q READY "$work/sim.out" && break; sleep 0.1; done
 SIM_PORT=$(awk '/READY/ {print $2}' "$work/sim.out")
