@@ -48,6 +48,22 @@ def api(base, method, path, token=None, body=None):
         return json.loads(r.read() or b"null")
 
 
+def serve_with_admin(binary, data):
+    """Starts vigia on a fresh port and DATA_DIR, registers and logs in the admin."""
+    port = free_port()
+    p = start(binary, {"LISTEN_ADDR": f"127.0.0.1:{port}", "DATA_DIR": data, "LOG_LEVEL": "warn"})
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            api(base, "GET", "/health")
+            break
+        except Exception:
+            time.sleep(0.05)
+    api(base, "POST", "/api/auth/register", body={"username": "admin", "password": "bench-pass-1"})
+    tok = api(base, "POST", "/api/auth/login", body={"username": "admin", "password": "bench-pass-1"})["token"]
+    return p, base, tok
+
+
 def sizes():
     out = {}
     for name, feats in [("lean", []), ("postgres", ["--features", "postgres"])]:
@@ -107,18 +123,7 @@ def main():
     res = {}
     with tempfile.TemporaryDirectory() as work:
         # idle RSS: started, a login done, 5 s later
-        data = os.path.join(work, "idle")
-        port = free_port()
-        p = start(native, {"LISTEN_ADDR": f"127.0.0.1:{port}", "DATA_DIR": data, "LOG_LEVEL": "warn"})
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                api(base, "GET", "/health")
-                break
-            except Exception:
-                time.sleep(0.05)
-        api(base, "POST", "/api/auth/register", body={"username": "admin", "password": "bench-pass-1"})
-        tok = api(base, "POST", "/api/auth/login", body={"username": "admin", "password": "bench-pass-1"})["token"]
+        p, _, _ = serve_with_admin(native, os.path.join(work, "idle"))
         time.sleep(5)
         res["idle_rss_kib"] = int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{p.pid}/status").read()).group(1))
         p.terminate()
@@ -133,18 +138,7 @@ def main():
         # bytes written while only watching live
         sim = subprocess.Popen([native, "camsim", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
         sim_port = int(sim.stdout.readline().split()[1])
-        data = os.path.join(work, "live")
-        port = free_port()
-        p = start(native, {"LISTEN_ADDR": f"127.0.0.1:{port}", "DATA_DIR": data, "LOG_LEVEL": "warn"})
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                api(base, "GET", "/health")
-                break
-            except Exception:
-                time.sleep(0.05)
-        api(base, "POST", "/api/auth/register", body={"username": "admin", "password": "bench-pass-1"})
-        tok = api(base, "POST", "/api/auth/login", body={"username": "admin", "password": "bench-pass-1"})["token"]
+        p, base, tok = serve_with_admin(native, os.path.join(work, "live"))
         for i in range(4):
             api(base, "POST", "/api/cameras", tok, {"ip": f"127.0.9.{i + 1}", "rtsp_url": f"rtsp://127.0.0.1:{sim_port}/cam{i}/audio"})
         urls = [api(base, "GET", f"/api/cameras/stream/127.0.9.{i + 1}", tok)["hls_url"] for i in range(4)]

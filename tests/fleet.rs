@@ -81,6 +81,22 @@ async fn through(
     (st, v)
 }
 
+/// An admin's `PUT /api/cameras/<cam> {"node": …}` through `via`.
+async fn move_camera(
+    via: &Server,
+    admin: &str,
+    cam: &str,
+    node: &str,
+) -> (reqwest::StatusCode, Value) {
+    via.call(
+        "PUT",
+        &format!("/api/cameras/{cam}"),
+        Some(admin),
+        json!({ "node": node }),
+    )
+    .await
+}
+
 /// Every recording row of the database, oldest first.
 async fn rows(s: &Server, admin: &str, cam: &str) -> Vec<Value> {
     let (st, v) = s
@@ -255,25 +271,11 @@ async fn requests_go_to_the_owner_and_a_dead_owner_is_named_then_replaced() {
     let (_, v) = b.call("GET", "/api/nodes", Some(&admin), Value::Null).await;
     assert_eq!(v["nodes"][0]["online"], false, "{v}");
     // a camera cannot be given to a node that is down
-    let (st, v) = b
-        .call(
-            "PUT",
-            "/api/cameras/127.0.0.62",
-            Some(&admin),
-            json!({"node": "node-a"}),
-        )
-        .await;
+    let (st, v) = move_camera(&b, &admin, "127.0.0.62", "node-a").await;
     assert_eq!(st, 409, "{v}");
 
     // the admin moves A's camera to B: B closes A's row, saying so, and records it itself
-    let (st, v) = b
-        .call(
-            "PUT",
-            &format!("/api/cameras/{cam}"),
-            Some(&admin),
-            json!({"node": "node-b"}),
-        )
-        .await;
+    let (st, v) = move_camera(&b, &admin, cam, "node-b").await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["node"], "node-b");
     let list = wait_until("B records the camera", 20, async || {
@@ -342,15 +344,8 @@ async fn moving_a_recorded_camera_hands_the_recording_over_within_seconds() {
     })
     .await;
 
-    // a viewer on A follows the camera too: moved through B, the camera is B's within seconds
-    let (st, v) = b
-        .call(
-            "PUT",
-            &format!("/api/cameras/{cam}"),
-            Some(&admin),
-            json!({"node": "node-b"}),
-        )
-        .await;
+    // moved through B, the camera is B's within seconds
+    let (st, v) = move_camera(&b, &admin, cam, "node-b").await;
     assert_eq!(st, 200, "{v}");
     let moved = std::time::Instant::now();
     let list = wait_until("the recording moves to B", 20, async || {

@@ -3,8 +3,12 @@
 //! build needs and takes the unit and settings from `systemd/` (one copy of each), and the
 //! release profile stays Yocto-safe (packaging strips; a panic unwinds).
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
+
+use support::walk;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -102,17 +106,4 @@ fn the_release_profile_is_yocto_safe() {
         !release.contains("strip"),
         "packaging strips, not the profile: {release}"
     );
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
