@@ -363,15 +363,18 @@ async fn moving_a_recorded_camera_hands_the_recording_over_within_seconds() {
     assert_eq!(list[0]["node"], "node-a");
     assert_eq!(list[0]["note"], "the camera moved to node node-b");
     never_twice(&list);
-    let (_, v) = a
-        .call(
-            "GET",
-            &format!("/api/cameras/{cam}"),
-            Some(&admin),
-            Value::Null,
-        )
-        .await;
-    assert_eq!(v["stream"]["state"], "idle", "A closed its session: {v}");
+    wait_until("A closes its session", 5, async || {
+        let (_, v) = a
+            .call(
+                "GET",
+                &format!("/api/cameras/{cam}"),
+                Some(&admin),
+                Value::Null,
+            )
+            .await;
+        (v["stream"]["state"] == "idle").then_some(())
+    })
+    .await;
     wait_until("B writes the file", 20, async || {
         let p = mp4s(&b.data_dir);
         (!p.is_empty() && std::fs::metadata(&p[0]).ok()?.len() > 50_000).then_some(())
