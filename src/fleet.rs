@@ -44,8 +44,9 @@ pub struct Fleet {
     started_at: DateTime<Utc>,
     /// The nodes as last read, and when.
     nodes: RwLock<(HashMap<String, Node>, Instant)>,
-    /// Cameras whose hand-over to this node is in progress.
-    acquiring: Mutex<HashSet<String>>,
+    /// Hand-overs in progress ("acquire/<camera>", "release/<camera>"), so a tick does not
+    /// start a second one.
+    busy: Mutex<HashSet<String>>,
 }
 
 impl Fleet {
@@ -60,7 +61,7 @@ impl Fleet {
             instance,
             started_at: Utc::now(),
             nodes: RwLock::new((HashMap::new(), Instant::now())),
-            acquiring: Mutex::new(HashSet::new()),
+            busy: Mutex::new(HashSet::new()),
         }
     }
 
@@ -184,12 +185,34 @@ impl Fleet {
         }
     }
 
+    /// Marks `key` in progress; `None` when it already is. The mark goes with the guard.
+    fn busy(&self, key: String) -> Option<Busy<'_>> {
+        let mut set = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(key.clone()).then_some(Busy { fleet: self, key })
+    }
+
     /// Whether a node is alive by the last read.
     pub fn alive(&self, name: &str) -> bool {
         name == self.me
             || self
                 .cached(name)
                 .is_some_and(|(_, age)| age <= self.stale.as_secs_f64())
+    }
+}
+
+/// A hand-over in progress (see [`Fleet::busy`]).
+struct Busy<'a> {
+    fleet: &'a Fleet,
+    key: String,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.fleet
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
     }
 }
 
@@ -280,6 +303,9 @@ pub async fn moved(app: &Arc<App>, camera: &str, to: &str) {
 
 /// Stops what this node runs for a camera that now belongs to `owner`.
 async fn release(app: &Arc<App>, camera: &str, owner: &str) {
+    let Some(_busy) = app.fleet.busy(format!("release/{camera}")) else {
+        return;
+    };
     if app.recordings.status(camera).is_some() {
         info!(
             camera,
@@ -301,16 +327,9 @@ async fn release(app: &Arc<App>, camera: &str, owner: &str) {
 /// Starts recording a camera that came to this node with a continuous recording running,
 /// once the old owner's row is closed (or, the old owner being down, after closing it here).
 async fn acquire(app: &Arc<App>, camera: &str) {
-    {
-        let mut busy = app
-            .fleet
-            .acquiring
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if !busy.insert(camera.to_string()) {
-            return;
-        }
-    }
+    let Some(_busy) = app.fleet.busy(format!("acquire/{camera}")) else {
+        return;
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         match try_acquire(app, camera).await {
@@ -322,11 +341,6 @@ async fn acquire(app: &Arc<App>, camera: &str) {
             }
         }
     }
-    app.fleet
-        .acquiring
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(camera);
 }
 
 /// One attempt; `Ok(true)` when done (recording, or nothing to do).
