@@ -187,8 +187,13 @@ impl Fleet {
 
     /// Marks `key` in progress; `None` when it already is. The mark goes with the guard.
     fn busy(&self, key: String) -> Option<Busy<'_>> {
-        let mut set = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        set.insert(key.clone()).then_some(Busy { fleet: self, key })
+        let fresh = self
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        // built only when fresh: a guard dropped here would unmark the other's key
+        fresh.then(|| Busy { fleet: self, key })
     }
 
     /// Whether a node is alive by the last read.
@@ -424,4 +429,27 @@ pub async fn claim(app: &App) -> Result<()> {
         info!(rows = n, node = %app.fleet.me, "claimed cameras and recordings that had no node");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hand_over_at_a_time_per_key() {
+        let f = Fleet::new(
+            "a".into(),
+            "http://a:5000".into(),
+            true,
+            Duration::from_secs(10),
+            "i".into(),
+        );
+        let first = f.busy("acquire/cam".into()).expect("free");
+        assert!(f.busy("acquire/cam".into()).is_none(), "taken");
+        assert!(f.busy("acquire/cam".into()).is_none(), "a refusal leaves the mark");
+        let other = f.busy("release/cam".into());
+        assert!(other.is_some());
+        drop(first);
+        assert!(f.busy("acquire/cam".into()).is_some(), "free again");
+    }
 }
