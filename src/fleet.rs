@@ -446,7 +446,10 @@ mod tests {
         );
         let first = f.busy("acquire/cam".into()).expect("free");
         assert!(f.busy("acquire/cam".into()).is_none(), "taken");
-        assert!(f.busy("acquire/cam".into()).is_none(), "a refusal leaves the mark");
+        assert!(
+            f.busy("acquire/cam".into()).is_none(),
+            "a refusal leaves the mark"
+        );
         let other = f.busy("release/cam".into());
         assert!(other.is_some());
         drop(first);
