@@ -408,8 +408,18 @@ pub async fn run(config: Config) -> Result<()> {
 
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let (term, int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            // without handlers the default action (exit) still stops the process
+            warn!(error = %e, "cannot handle SIGTERM/SIGINT: a signal ends vigia without a clean stop");
+            return std::future::pending().await;
+        }
+    };
+    let (mut term, mut int) = (term, int);
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = int.recv() => info!("SIGINT: shutting down"),

@@ -215,8 +215,12 @@ fn migrate(a: MigrateArgs) -> i32 {
         secret_key: Some("x".repeat(32)),
         ..Default::default()
     };
-    let db = match Config::from_args(&serve) {
-        Ok(c) => c.database.expect("DATABASE_URL given"),
+    let db = match Config::from_args(&serve).map(|c| c.database) {
+        Ok(Some(db)) => db,
+        Ok(None) => {
+            eprintln!("vigia: --to must name a PostgreSQL database (postgres://…)");
+            return EXIT_CONFIG;
+        }
         Err(e) => {
             eprintln!("vigia: {e}");
             return EXIT_CONFIG;

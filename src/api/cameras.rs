@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::store::{Brand, Camera, CameraPatch, Transport};
 
 const MAX_NAME: usize = 100;
-const MAX_CREDENTIAL: usize = 128;
 
 #[derive(Deserialize, Default)]
 pub(super) struct CameraRequest {
@@ -78,25 +77,12 @@ impl CameraRequest {
             )));
         }
         for (field, v) in [("username", &self.username), ("password", &self.password)] {
-            if v.as_ref().is_some_and(|v| v.len() > MAX_CREDENTIAL) {
-                return Err(Error::bad_request(format!(
-                    "{field} must have at most {MAX_CREDENTIAL} bytes"
-                )));
+            if let Some(v) = v {
+                camera::check_credential(field, v)?;
             }
         }
         Ok(())
     }
-}
-
-/// Loads a camera the caller may act on with `action`: 403 before 404 for non-admins.
-async fn camera_for(c: &Ctx, action: Action) -> Result<Camera> {
-    let id = c.param(0);
-    authorize(c.app.store.as_ref(), c.user()?, action, Some(id)).await?;
-    c.app
-        .store
-        .camera(id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("camera {} not found", camera::truncate(id, 64))))
 }
 
 pub async fn list(c: Ctx) -> Result<Response<Body>> {
@@ -124,7 +110,7 @@ pub async fn list(c: Ctx) -> Result<Response<Body>> {
 }
 
 pub async fn get(c: Ctx) -> Result<Response<Body>> {
-    let cam = camera_for(&c, Action::Watch).await?;
+    let cam = c.camera(c.param(0), Action::Watch).await?;
     Ok(response::ok(&CameraView::with_state(&cam, &c.app.streams)))
 }
 
@@ -193,7 +179,7 @@ pub(super) async fn add(app: &crate::app::App, mut req: CameraRequest) -> Result
 }
 
 pub async fn update(c: Ctx) -> Result<Response<Body>> {
-    let cam = camera_for(&c, Action::ManageCameras).await?;
+    let cam = c.camera(c.param(0), Action::ManageCameras).await?;
     let req: CameraRequest = c.json()?;
     req.check()?;
     if let Some(ip) = &req.ip {
@@ -282,7 +268,7 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
 }
 
 pub async fn delete(c: Ctx) -> Result<Response<Body>> {
-    let cam = camera_for(&c, Action::ManageCameras).await?;
+    let cam = c.camera(c.param(0), Action::ManageCameras).await?;
     let _ = c.app.recordings.stop(&cam.id, "the camera was deleted");
     c.app.store.delete_camera(&cam.id).await?;
     c.app.streams.kill(&cam.id);

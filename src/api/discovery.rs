@@ -12,8 +12,6 @@ use crate::auth::{authorize, Action};
 use crate::discovery::{Login, Range};
 use crate::error::{Error, Result};
 
-const MAX_CREDENTIAL: usize = 128;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DiscoverRequest {
@@ -31,11 +29,11 @@ struct LoginRequest {
 }
 
 fn login(username: String, password: String) -> Result<Login> {
-    if username.is_empty() || username.len() > MAX_CREDENTIAL || password.len() > MAX_CREDENTIAL {
-        return Err(Error::bad_request(format!(
-            "credentials need a user name, and at most {MAX_CREDENTIAL} bytes each"
-        )));
+    if username.is_empty() {
+        return Err(Error::bad_request("credentials need a user name"));
     }
+    crate::camera::check_credential("username", &username)?;
+    crate::camera::check_credential("password", &password)?;
     if username
         .chars()
         .chain(password.chars())

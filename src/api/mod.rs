@@ -34,7 +34,7 @@ use crate::app::App;
 use crate::auth::jwt::Claims;
 use crate::config::MAX_BODY_BYTES;
 use crate::error::{Error, Kind, Result};
-use crate::store::{Session, User};
+use crate::store::{Camera, Session, User};
 pub use response::Body;
 
 /// Who may call a route before the handler's own `authorize`.
@@ -66,6 +66,25 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Camera `id`, if the caller may act on it with `action` (403 before 404 for
+    /// non-admins, through the one permission check).
+    pub async fn camera(&self, id: &str, action: crate::auth::Action) -> Result<Camera> {
+        crate::auth::authorize(self.app.store.as_ref(), self.user()?, action, Some(id)).await?;
+        self.app.store.camera(id).await?.ok_or_else(|| {
+            Error::not_found(format!(
+                "camera {} not found",
+                crate::camera::truncate(id, 64)
+            ))
+        })
+    }
+
+    /// [`Ctx::camera`], served by this node: else the 307 (or 503) to its node.
+    pub async fn camera_here(&self, id: &str, action: crate::auth::Action) -> Result<Camera> {
+        let cam = self.camera(id, action).await?;
+        self.on_node(&cam.node, &format!("camera {id}")).await?;
+        Ok(cam)
+    }
+
     /// `Ok` when this box serves things of node `owner`; else the 307 (or 503) to send.
     pub async fn on_node(&self, owner: &str, what: &str) -> Result<()> {
         self.app

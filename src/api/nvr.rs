@@ -54,23 +54,9 @@ struct StartRequest {
     duration: Option<u64>,
 }
 
-/// The camera of a recording request, checked with `action` and served by this node (else
-/// the 307 or 503 to its node).
-async fn camera_here(c: &Ctx, id: &str, action: Action) -> Result<crate::store::Camera> {
-    authorize(c.app.store.as_ref(), c.user()?, action, Some(id)).await?;
-    let cam = c
-        .app
-        .store
-        .camera(id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("camera {id} not found")))?;
-    c.on_node(&cam.node, &format!("camera {id}")).await?;
-    Ok(cam)
-}
-
 async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<i64> {
     let user = c.user()?;
-    let cam = camera_here(c, id, Action::Record).await?;
+    let cam = c.camera_here(id, Action::Record).await?;
     if !cam.is_active {
         return Err(Error::conflict(format!(
             "camera {id} is disabled (is_active is false)"
@@ -133,7 +119,7 @@ pub async fn batch(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn stop(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0);
-    camera_here(&c, id, Action::Record).await?;
+    c.camera_here(id, Action::Record).await?;
     c.app.recordings.stop(id, "stopped by a user")?;
     // wait (briefly) for the file and row to be final, so a list right after shows it
     for _ in 0..100 {
@@ -147,7 +133,7 @@ pub async fn stop(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn status(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0);
-    camera_here(&c, id, Action::ViewRecordings).await?;
+    c.camera_here(id, Action::ViewRecordings).await?;
     Ok(response::ok(&match c.app.recordings.status(id) {
         Some((rid, elapsed)) => {
             json!({ "is_recording": true, "elapsed_sec": (elapsed * 10.0).round() / 10.0, "recording_id": rid })

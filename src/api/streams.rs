@@ -17,27 +17,13 @@ use super::Ctx;
 use crate::auth::{authorize, Action};
 use crate::error::{Error, Result};
 use crate::media::ingest::Source;
-use crate::store::Camera;
 
 /// Most cameras one batch request may name.
 const MAX_BATCH: usize = 256;
 
-/// A camera the caller may watch, served by this node (else the 307/503 to its node).
-async fn watchable(c: &Ctx, id: &str) -> Result<Camera> {
-    authorize(c.app.store.as_ref(), c.user()?, Action::Watch, Some(id)).await?;
-    let cam = c
-        .app
-        .store
-        .camera(id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("camera {id} not found")))?;
-    c.on_node(&cam.node, &format!("camera {id}")).await?;
-    Ok(cam)
-}
-
 /// Starts (or joins) the camera's session and returns its `hls_url` and state.
 async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
-    let cam = watchable(c, id).await?;
+    let cam = c.camera_here(id, Action::Watch).await?;
     if !cam.is_active {
         return Err(Error::conflict(format!(
             "camera {id} is disabled (is_active is false)"
@@ -76,7 +62,7 @@ pub async fn start(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn stop(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0);
-    watchable(&c, id).await?;
+    c.camera_here(id, Action::Watch).await?;
     if c.app.streams.stop(id)? {
         Ok(response::message(200, "Stream stopped"))
     } else {
@@ -137,7 +123,7 @@ pub async fn file(c: Ctx) -> Result<Response<Body>> {
             live
         }
         None => {
-            let cam = watchable(&c, id).await?;
+            let cam = c.camera_here(id, Action::Watch).await?;
             if name != "index.m3u8" || !cam.is_active {
                 return Err(Error::not_found(format!(
                     "camera {id} is not streaming; start it with GET /api/cameras/stream/{id}"

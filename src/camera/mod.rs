@@ -16,6 +16,19 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::store::{Brand, Camera, Transport};
 
+/// Longest RTSP user name or password accepted (camera settings, discovery).
+pub const MAX_CREDENTIAL: usize = 128;
+
+/// The one length rule for a camera user name or password.
+pub fn check_credential(field: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_CREDENTIAL {
+        return Err(Error::bad_request(format!(
+            "{field} must have at most {MAX_CREDENTIAL} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Highest channel number of a DVR/NVR we accept.
 pub const MAX_CHANNEL: u32 = 256;
 

@@ -266,16 +266,7 @@ fn digest_param<'a>(h: &'a str, name: &str) -> Option<&'a str> {
 
 impl Camsim {
     pub fn new(media: Media, user: &str, password: &str, events: bool) -> Arc<Camsim> {
-        Arc::new(Camsim {
-            media,
-            user: user.into(),
-            password: password.into(),
-            events,
-            sessions: Mutex::new(HashMap::new()),
-            total_sessions: AtomicU64::new(0),
-            only: None,
-            auth_all: false,
-        })
+        Self::restricted(media, user, password, events, None, false)
     }
 
     /// A simulator that serves only `only` (if given) and requires Digest everywhere (if
@@ -288,11 +279,16 @@ impl Camsim {
         only: Option<Vec<String>>,
         auth_all: bool,
     ) -> Arc<Camsim> {
-        let mut c = Arc::into_inner(Self::new(media, user, password, events))
-            .expect("a new simulator has one owner");
-        c.only = only;
-        c.auth_all = auth_all;
-        Arc::new(c)
+        Arc::new(Camsim {
+            media,
+            user: user.into(),
+            password: password.into(),
+            events,
+            sessions: Mutex::new(HashMap::new()),
+            total_sessions: AtomicU64::new(0),
+            only,
+            auth_all,
+        })
     }
 
     /// Sessions played so far on camera `name` (e.g. `/cam1`).

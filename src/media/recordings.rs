@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::ingest::Source;
-use super::recorder::{self, Ending, RecordingPlan};
+use super::recorder::{self, RecordingPlan};
 use super::streams::Streams;
 use crate::error::{Error, Kind, Result};
 use crate::store::{CameraPatch, DynStore, NewRecording};
@@ -225,14 +225,11 @@ impl Recordings {
         let keep = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let keep2 = keep.clone();
         let task = tokio::spawn(async move {
-            let ending =
-                recorder::run(store.clone(), plan, events, stop_rx, reserved, cur_tx).await;
+            recorder::run(store.clone(), plan, events, stop_rx, reserved, cur_tx).await;
             live.release();
-            // a continuous recording stopped by a shutdown resumes at the next start; one
-            // handed over goes on on its new node
-            let keep_flag = matches!(&ending, Ending::Stopped(why) if why == SHUTDOWN)
-                || keep2.load(std::sync::atomic::Ordering::SeqCst);
-            if !keep_flag {
+            // kept by a shutdown (resumes at the next start) or a hand-over (goes on on the
+            // camera's new node)
+            if !keep2.load(std::sync::atomic::Ordering::SeqCst) {
                 let patch = CameraPatch {
                     is_recording: Some(false),
                     ..Default::default()
@@ -382,12 +379,15 @@ impl Recordings {
         Ok(())
     }
 
-    /// Stops every recording cleanly (last fragment written, rows final) and waits for them.
+    /// Stops every recording cleanly (last fragment written, rows final) and waits for them;
+    /// the cameras keep `is_recording` (the shutdown path: continuous ones resume at start).
     pub async fn stop_all(&self, why: &str) {
         let tasks: Vec<_> = {
             let mut map = self.map();
             map.drain()
                 .map(|(_, a)| {
+                    // the cameras keep `is_recording`: continuous recordings resume at start
+                    a.keep.store(true, std::sync::atomic::Ordering::SeqCst);
                     a.stop.send_replace(Some(why.to_string()));
                     a.task
                 })
