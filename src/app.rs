@@ -209,6 +209,8 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
 /// what is whole, status `recovered`; `missing` when the file is gone).
 pub async fn recover_recordings(app: &App) -> Result<()> {
     let started = Instant::now();
+    // what recovery itself costs, whatever start-up did before it
+    let measured = crate::system::host::reset_peak_rss();
     let mut open = app.store.open_recordings().await?;
     // other nodes' rows are theirs to reconcile
     open.retain(|r| !app.fleet.shared || r.node == app.fleet.me);
@@ -221,9 +223,11 @@ pub async fn recover_recordings(app: &App) -> Result<()> {
         }
     }
     if !open.is_empty() {
+        let peak = crate::system::host::peak_rss_bytes().filter(|_| measured);
         info!(
             recordings = open.len(),
             ms = started.elapsed().as_millis() as u64,
+            peak_rss_kib = peak.map(|b| b / 1024),
             "crash recovery done"
         );
     }

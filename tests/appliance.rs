@@ -78,15 +78,7 @@ impl FakeSystemd {
 async fn record(s: &Server, admin: &str, ip: &str, url: &str) {
     s.add_camera(admin, json!({"ip": ip, "rtsp_url": url}))
         .await;
-    let (st, v) = s
-        .call(
-            "POST",
-            &format!("/api/nvr/record/{ip}"),
-            Some(admin),
-            json!({}),
-        )
-        .await;
-    assert_eq!(st, 201, "{v}");
+    s.start_recording(admin, ip, json!({})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

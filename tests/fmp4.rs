@@ -242,3 +242,82 @@ fn random_timestamps_gaps_jumps_and_parameter_changes_never_break_a_file() {
         }
     }
 }
+
+#[test]
+fn every_truncation_point_recovers_to_whole_fragments_or_nothing() {
+    use vigia::media::recorder::{reconcile_file, salvage, Reconciled};
+    // an init and three fragments of 13 frames (0.52 s each), as a recording writes them
+    let v = Video::parse(embedded::H264_180P).unwrap();
+    let t = tracks(&v, 320, 180, 1);
+    let mut file = fmp4::init_segment(&t.infos()).to_vec();
+    let moov_end = file.len();
+    let mut ends = Vec::new();
+    let mut m = Muxer::new(t, 1);
+    for (i, au) in v.frames.iter().take(39).enumerate() {
+        m.push(mp4_frame(au, i as i64 * 3600));
+        if i % 13 == 12 {
+            m.complete_pending();
+            file.extend(m.flush().unwrap().fragment.to_vec());
+            ends.push(file.len());
+        }
+    }
+    // every byte offset a crash could leave: the walk never panics, never keeps a torn box,
+    // and keeps every fragment that is whole
+    for cut in 0..=file.len() {
+        let mut r = std::io::Cursor::new(&file[..cut]);
+        let s = salvage(&mut r, cut as u64).unwrap();
+        let whole = ends.iter().filter(|e| **e <= cut).count();
+        let want = match whole {
+            0 if cut >= moov_end => moov_end,
+            0 => s.good_len as usize, // ftyp alone or nothing: no fragment either way
+            n => ends[n - 1],
+        };
+        assert_eq!(
+            (s.fragments as usize, s.good_len as usize),
+            (whole, want),
+            "cut at {cut}"
+        );
+        assert!(s.good_len as usize <= cut);
+        assert!(
+            (s.seconds - whole as f64 * 0.52).abs() < 1e-9,
+            "cut at {cut}"
+        );
+    }
+    // the file itself, cut at each kind of place: whole fragments that play, or no file
+    let dir = tempfile::tempdir().unwrap();
+    let mut places = vec![0, 5, moov_end - 3, moov_end, moov_end + 100];
+    for e in &ends {
+        places.extend([*e, *e + 8, *e + 1000]);
+    }
+    for cut in places.into_iter().filter(|c| *c <= file.len()) {
+        let path = dir.path().join(format!("cut{cut}.mp4"));
+        std::fs::write(&path, &file[..cut]).unwrap();
+        match reconcile_file(&path).unwrap() {
+            Reconciled::Nothing => {
+                assert!(
+                    cut < ends[0],
+                    "cut at {cut}: a whole fragment was thrown away"
+                );
+                assert!(!path.exists(), "a file with nothing playable is removed");
+            }
+            Reconciled::Kept { salvage, cut: torn } => {
+                let len = std::fs::metadata(&path).unwrap().len();
+                assert_eq!((len, len + torn), (salvage.good_len, cut as u64));
+                judge(&path, true);
+            }
+        }
+    }
+    // a torn tail of zeros (a box of size 0), a box claiming more than the file holds, and
+    // a 64-bit size that is too small are all the end of the whole part
+    for tail in [vec![0u8; 4096], b"\xff\xff\xff\xffmoof".to_vec(), {
+        let mut b = 1u32.to_be_bytes().to_vec();
+        b.extend(b"mdat");
+        b.extend(3u64.to_be_bytes());
+        b
+    }] {
+        let mut f = file.clone();
+        f.extend(&tail);
+        let s = salvage(&mut std::io::Cursor::new(&f), f.len() as u64).unwrap();
+        assert_eq!((s.good_len as usize, s.fragments), (file.len(), 3));
+    }
+}

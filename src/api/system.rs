@@ -24,24 +24,6 @@ fn writable(dir: &Path) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// (total, free) bytes of the file system holding `dir`.
-pub fn disk_space(dir: &Path) -> Option<(u64, u64)> {
-    let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    let frag = st.fragment_size() as u64;
-    Some((
-        st.blocks() as u64 * frag,
-        st.blocks_available() as u64 * frag,
-    ))
-}
-
-/// Resident memory of this process in bytes.
-pub fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 pub async fn health(c: Ctx) -> Result<Response<Body>> {
     if let Err(e) = c.app.store.ping().await {
         return Err(Error::unavailable(format!(
@@ -87,7 +69,8 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
         })
         .collect();
     let disk = |p: &Path| {
-        disk_space(p).map(|(total, free)| json!({ "total_bytes": total, "free_bytes": free }))
+        crate::system::host::disk_space(p)
+            .map(|(total, free)| json!({ "total_bytes": total, "free_bytes": free }))
     };
     let mut body = json!({
         "uptime_sec": c.app.started.elapsed().as_secs(),
@@ -112,7 +95,7 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
             "file_bytes": c.app.recordings.counters.file_bytes.load(std::sync::atomic::Ordering::Relaxed),
         },
         "limits": { "max_streams": c.app.config.max_streams },
-        "memory": { "rss_bytes": rss_bytes() },
+        "memory": { "rss_bytes": crate::system::host::rss_bytes() },
         "disk": { "data_dir": disk(&c.app.config.data_dir) },
     });
     if user.role == Role::Admin {

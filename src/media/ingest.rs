@@ -4,10 +4,15 @@
 //! DESCRIBE → SETUP video (H.264/H.265) and AAC audio when offered → PLAY → demuxed frames in
 //! `FrameFormat::MP4` (length-prefixed NAL units, parameter sets only in the sample entry).
 //! Each connect and each change of parameters publishes a new `Start` (new init segment).
-//! Retries back off exponentially with jitter (1 s → 30 s); a 401 waits much longer (wrong
-//! credentials must not lock the camera's account); no frame for [`STALL`] is a stall. On
-//! stop the session is dropped, and retina sends TEARDOWN. Errors never carry credentials:
-//! they go to retina separately, never in the URL.
+//!
+//! Retries are paced by how long the camera has been *out* ([`Backoff`]), not by how many
+//! sessions it has had: a session that delivered video ends an outage, so a camera that
+//! reboots every few minutes comes back within about a second each time, while one that
+//! never answers is asked less and less often (¼ of its outage, 1 s → 30 s, jittered). A 401
+//! waits much longer (wrong credentials must not lock the camera's account). No video for
+//! max(5 s, 2 GOPs) is a stall ([`stall_after`]), also right after PLAY. On stop the session
+//! is dropped, and retina sends TEARDOWN. Errors never carry credentials: they go to retina
+//! separately, never in the URL.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,8 +33,10 @@ use super::fmp4::{TrackInfo, TrackKind};
 use super::frame::{Event, Frame, Tracks};
 use crate::store::Transport;
 
-/// No frame for this long: reconnect.
-pub const STALL: Duration = Duration::from_secs(10);
+/// No video for this long, before the camera's GOP is known, is a stall.
+pub const STALL_MIN: Duration = Duration::from_secs(5);
+/// However long the GOP, no video for this long is a stall.
+pub const STALL_MAX: Duration = Duration::from_secs(20);
 /// Longest wait for DESCRIBE/SETUP/PLAY answers.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -183,6 +190,7 @@ async fn session(
     state: &Mutex<State>,
     generation: &mut u64,
     stop: &mut watch::Receiver<bool>,
+    live: &mut bool,
 ) -> Result<(), Failure> {
     let url = url::Url::parse(&src.url)
         .map_err(|e| Failure::Unsupported(format!("bad RTSP URL: {e}")))?;
@@ -239,26 +247,31 @@ async fn session(
     let play = PlayOptions::default()
         .initial_timestamp(retina::client::InitialTimestampPolicy::Permissive);
     let playing = timed("PLAY", s.play(play)).await?;
+    let h265 = playing.streams()[video_i].encoding_name() == "h265";
     let mut d = playing.demuxed().map_err(classify)?;
     let mut started = false;
+    let mut gop = Gop::default();
+    let mut last_video = tokio::time::Instant::now();
     loop {
+        let limit = stall_after(gop.length());
         let item = tokio::select! {
             _ = stop.changed() => return Ok(()),
-            r = tokio::time::timeout(STALL, d.next()) => r,
-        };
-        let item = match item {
-            Err(_) => {
+            _ = tokio::time::sleep_until(last_video + limit) => {
                 return Err(Failure::Other(format!(
-                    "stalled: no frame for {} s",
-                    STALL.as_secs()
+                    "stalled: no video for {:.1} s",
+                    limit.as_secs_f64()
                 )))
             }
-            Ok(None) => return Err(Failure::Other("the camera ended the session".into())),
-            Ok(Some(Err(e))) => return Err(classify(e)),
-            Ok(Some(Ok(i))) => i,
+            r = d.next() => r,
+        };
+        let item = match item {
+            None => return Err(Failure::Other("the camera ended the session".into())),
+            Some(Err(e)) => return Err(classify(e)),
+            Some(Ok(i)) => i,
         };
         match item {
             CodecItem::VideoFrame(f) => {
+                last_video = tokio::time::Instant::now();
                 if !started || f.has_new_parameters() {
                     let Some(ParametersRef::Video(vp)) = d.streams()[video_i].parameters() else {
                         continue;
@@ -294,9 +307,15 @@ async fn session(
                         audio,
                     })));
                     started = true;
+                    *live = true;
                 }
                 let pts = f.timestamp().timestamp();
-                let keyframe = f.is_random_access_point();
+                // retina counts only IDR pictures as random access points; most H.265 cameras
+                // (and x265's default open GOP) send CRA pictures at every GOP after the first
+                let keyframe = f.is_random_access_point() || (h265 && h265_irap(f.data()));
+                if keyframe {
+                    gop.key(last_video);
+                }
                 tracing::trace!(camera = %src.camera, pts, keyframe, bytes = f.data().len(), "video frame");
                 fanout.publish(Event::Frame(Frame {
                     kind: TrackKind::Video,
@@ -322,11 +341,81 @@ async fn session(
     }
 }
 
-/// Back-off before attempt `attempt + 1`: 1 s, 2 s, 4 s … 30 s, ±20 % jitter.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = 2f64.powi(attempt.saturating_sub(1).min(5) as i32).min(30.0);
-    let jitter = 0.8 + 0.4 * rand::random::<f64>();
-    Duration::from_secs_f64(base * jitter)
+/// Whether an H.265 access unit (4-byte length-prefixed NAL units) holds an IRAP picture:
+/// BLA, IDR or CRA, `nal_unit_type` 16..=23 (ITU-T H.265 §7.4.2.2, table 7-1). A decoder may
+/// start there; RASL pictures that follow a CRA are skipped by decoders that start at it.
+pub fn h265_irap(mut au: &[u8]) -> bool {
+    while au.len() >= 6 {
+        let len = u32::from_be_bytes([au[0], au[1], au[2], au[3]]) as usize;
+        let kind = (au[4] >> 1) & 0x3f;
+        if (16..=23).contains(&kind) {
+            return true;
+        }
+        au = au.get(4 + len..).unwrap_or_default();
+    }
+    false
+}
+
+/// The camera's GOP, from the arrival of its last two key frames.
+#[derive(Debug, Default, Clone, Copy)]
+struct Gop {
+    last_key: Option<tokio::time::Instant>,
+    length: Option<Duration>,
+}
+
+impl Gop {
+    fn key(&mut self, at: tokio::time::Instant) {
+        if let Some(prev) = self.last_key {
+            self.length = Some(at - prev);
+        }
+        self.last_key = Some(at);
+    }
+
+    fn length(&self) -> Option<Duration> {
+        self.length
+    }
+}
+
+/// How long without video is a stall: max(5 s, 2 GOPs), at most 20 s.
+pub fn stall_after(gop: Option<Duration>) -> Duration {
+    gop.map_or(STALL_MIN, |g| (g * 2).clamp(STALL_MIN, STALL_MAX))
+}
+
+/// Paces the retries of one camera. An *outage* begins when a session that delivered video
+/// ends (or when the supervisor starts); each retry waits a quarter of the outage so far,
+/// between 1 s and 30 s, ±20 %. A camera back after a 2 s reboot is asked again within about
+/// a second of coming back; one away for an hour is asked every 30 s.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    outage_since: Instant,
+    /// Failed sessions in a row since the outage began.
+    pub failures: u32,
+}
+
+impl Backoff {
+    pub fn new(now: Instant) -> Backoff {
+        Backoff {
+            outage_since: now,
+            failures: 0,
+        }
+    }
+
+    /// A session ended at `now`; `went_live`: it delivered video. Returns the base delay
+    /// (before jitter) until the next attempt.
+    pub fn failed(&mut self, now: Instant, went_live: bool) -> Duration {
+        if went_live {
+            self.outage_since = now;
+            self.failures = 0;
+        }
+        self.failures += 1;
+        (now.saturating_duration_since(self.outage_since) / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+}
+
+/// ±20 % jitter, so cameras on one switch that went down together do not come back in step.
+pub fn jitter(d: Duration) -> Duration {
+    d.mul_f64(0.8 + 0.4 * rand::random::<f64>())
 }
 
 /// Keeps the camera's session up until `stop` turns true.
@@ -346,24 +435,24 @@ pub async fn supervise(
     mut stop: watch::Receiver<bool>,
     sessions: Arc<std::sync::atomic::AtomicU64>,
 ) {
-    let mut attempt = 0u32;
+    let mut backoff = Backoff::new(Instant::now());
     let mut generation = 0u64;
     let set = |s: State| *state.lock().unwrap_or_else(|p| p.into_inner()) = s;
     loop {
         if *stop.borrow() {
             break;
         }
-        set(State::Connecting { attempt });
+        set(State::Connecting {
+            attempt: backoff.failures,
+        });
         sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let began = Instant::now();
-        let r = session(&src, &fanout, &state, &mut generation, &mut stop).await;
+        let mut live = false;
+        let r = session(&src, &fanout, &state, &mut generation, &mut stop, &mut live).await;
         if *stop.borrow() || r.is_ok() {
             break;
         }
-        if began.elapsed() > Duration::from_secs(30) {
-            attempt = 0;
-        }
-        attempt += 1;
+        let base = backoff.failed(Instant::now(), live);
+        let attempt = backoff.failures;
         let (delay, next) = match r {
             Err(Failure::Unauthorized(e)) => {
                 let d = Duration::from_secs((60 * u64::from(attempt)).min(600));
@@ -388,7 +477,7 @@ pub async fn supervise(
                 )
             }
             Err(Failure::Other(e)) => {
-                let d = backoff(attempt);
+                let d = jitter(base);
                 (
                     d,
                     State::Retrying {
@@ -412,4 +501,85 @@ pub async fn supervise(
         }
     }
     set(State::Idle);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_after_live_video_starts_again_at_the_first_step() {
+        let t0 = Instant::now();
+        let mut b = Backoff::new(t0);
+        let s = |x: f64| Duration::from_secs_f64(x);
+        // a camera that never comes up: 1 s steps at first, then a quarter of the outage
+        let mut t = t0;
+        let mut waits = Vec::new();
+        for _ in 0..40 {
+            let d = b.failed(t, false);
+            waits.push(d);
+            t += d;
+        }
+        assert_eq!(waits[..4], [s(1.0); 4]);
+        assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+        assert_eq!(*waits.last().unwrap(), s(30.0), "capped at 30 s");
+        assert_eq!(b.failures, 40);
+        // then it delivers video for a while and drops: the first retry is 1 s again
+        t += s(600.0);
+        assert_eq!(b.failed(t, true), s(1.0));
+        assert_eq!(b.failures, 1);
+        // a 2 s reboot: every retry within it stays at 1 s
+        assert_eq!(b.failed(t + s(1.0), false), s(1.0));
+        assert_eq!(b.failed(t + s(2.0), false), s(1.0));
+        // a camera that reboots every 10 s, delivering video in between, never waits longer
+        for i in 1..=20 {
+            assert_eq!(b.failed(t + s(10.0 * f64::from(i)), true), s(1.0));
+        }
+        let j = jitter(s(10.0));
+        assert!((s(8.0)..=s(12.0)).contains(&j), "{j:?}");
+    }
+
+    #[test]
+    fn a_stall_is_two_gops_at_least_five_seconds() {
+        let s = Duration::from_secs_f64;
+        assert_eq!(
+            stall_after(None),
+            s(5.0),
+            "no GOP known yet (e.g. nothing after PLAY)"
+        );
+        assert_eq!(stall_after(Some(s(1.0))), s(5.0));
+        assert_eq!(stall_after(Some(s(4.0))), s(8.0));
+        assert_eq!(stall_after(Some(s(60.0))), s(20.0));
+        let t = tokio::time::Instant::now();
+        let mut g = Gop::default();
+        g.key(t);
+        assert_eq!(g.length(), None);
+        g.key(t + s(2.0));
+        g.key(t + s(5.0));
+        assert_eq!(g.length(), Some(s(3.0)), "the last GOP counts");
+    }
+
+    #[test]
+    fn h265_cra_idr_and_bla_are_random_access_but_trailing_pictures_are_not() {
+        // one AU: length-prefixed NAL units; the header's type is bits 1..=6 of its first byte
+        let au = |types: &[u8]| {
+            let mut v = Vec::new();
+            for t in types {
+                v.extend_from_slice(&3u32.to_be_bytes());
+                v.extend_from_slice(&[t << 1, 1, 0xaf]);
+            }
+            v
+        };
+        for irap in [16, 19, 20, 21, 23] {
+            assert!(h265_irap(&au(&[35, 39, irap])), "type {irap}");
+        }
+        for not in [0, 1, 9, 24, 32, 33, 34, 35, 39] {
+            assert!(!h265_irap(&au(&[not, 1])), "type {not}");
+        }
+        assert!(!h265_irap(&[]));
+        assert!(!h265_irap(&[0, 0, 0, 200, 0x2a]), "a length past the end");
+        let mut torn = au(&[1]);
+        torn.extend_from_slice(&[0, 0, 0, 99, 21 << 1]);
+        assert!(!h265_irap(&torn), "a NAL header cut short is not read");
+    }
 }

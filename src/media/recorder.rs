@@ -406,59 +406,104 @@ pub async fn run(
     ending
 }
 
-/// What crash recovery found in a file: the length of its whole fragments and the video
-/// seconds they hold.
+/// What crash recovery found in a file: the length of its whole fragments, the video
+/// seconds they hold and how many there are.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Salvage {
     pub good_len: u64,
     pub seconds: f64,
+    /// Whole `moof`+`mdat` pairs after a whole `moov` (0: nothing playable).
+    pub fragments: u64,
 }
 
-/// Walks a file's top-level boxes: `ftyp`, `moov`, then `moof`+`mdat` pairs. Returns where the
-/// last whole pair ends and the video duration up to there (track 1's `trun` durations over
-/// its `mdhd` timescale).
-pub fn salvage(data: &[u8]) -> Salvage {
-    let be32 = |b: &[u8], at: usize| {
-        b.get(at..at + 4)
-            .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+/// The largest `moov` or `moof` recovery reads into memory. Ours are a few KiB (sample
+/// entries; one `trun` entry per frame of a ~1 s fragment); a larger one is not ours, or torn.
+pub const MAX_META_BOX: u64 = 4 << 20;
+
+/// Walks a file's top-level boxes (ISO/IEC 14496-12 §4.2: 32-bit size, or 1 and a 64-bit
+/// `largesize`): `ftyp`, `moov`, then `moof`+`mdat` pairs. Reads box headers, and the bodies of
+/// `moov` and `moof` only (each at most [`MAX_META_BOX`]); `mdat` payloads are skipped, so
+/// memory stays bounded whatever the file's size. Returns where the last whole pair ends and
+/// the video duration up to there (track 1's `trun` durations over its `mdhd` timescale). A
+/// box that runs past the end, has size 0 ("to the end": never written by us, so a torn tail
+/// of zeros) or an impossible size ends the walk.
+pub fn salvage<R: std::io::Read + std::io::Seek>(f: &mut R, len: u64) -> std::io::Result<Salvage> {
+    use std::io::SeekFrom;
+    let mut off = 0u64;
+    let mut out = Salvage {
+        good_len: 0,
+        seconds: 0.0,
+        fragments: 0,
     };
-    let mut off = 0usize;
-    let mut good = 0usize;
-    let mut timescale = 90_000u32;
-    let mut ticks = 0u64;
-    let mut pending_ticks = 0u64;
-    while let (Some(size), Some(kind)) = (be32(data, off), data.get(off + 4..off + 8)) {
-        let size = size as usize;
-        if size < 8 || off + size > data.len() {
-            break; // a partial box: the tail a crash left
+    let mut timescale = None::<u32>;
+    let (mut ticks, mut pending_ticks) = (0u64, None::<u64>);
+    let mut body = Vec::new();
+    while off + 8 <= len {
+        let mut h = [0u8; 16];
+        f.seek(SeekFrom::Start(off))?;
+        f.read_exact(&mut h[..8])?;
+        let (mut size, kind) = (
+            u64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]])),
+            [h[4], h[5], h[6], h[7]],
+        );
+        let mut header = 8u64;
+        if size == 1 {
+            if off + 16 > len {
+                break;
+            }
+            f.read_exact(&mut h[8..16])?;
+            size = u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+            header = 16;
         }
-        let body = &data[off + 8..off + size];
-        match kind {
+        if size < header || size > len - off {
+            break; // size 0, nonsense, or a partial box: the tail a crash left
+        }
+        let meta = matches!(&kind, b"moov" | b"moof");
+        if meta {
+            if size - header > MAX_META_BOX {
+                break;
+            }
+            body.clear();
+            body.resize((size - header) as usize, 0);
+            f.read_exact(&mut body)?;
+        }
+        match &kind {
             b"moov" => {
-                // the first mdhd is the video track's
-                if let Some(i) = body.windows(4).position(|w| w == b"mdhd") {
-                    if let Some(ts) = be32(body, i + 4 + 4 + 8) {
-                        timescale = ts.max(1);
-                    }
-                }
-                good = off + size;
+                // the first mdhd is the video track's (§8.4.2: version 1 has 64-bit times)
+                timescale = Some(
+                    body.windows(4)
+                        .position(|w| w == b"mdhd")
+                        .and_then(|i| {
+                            let at = if body.get(i + 4) == Some(&1) {
+                                i + 24
+                            } else {
+                                i + 16
+                            };
+                            body.get(at..at + 4)
+                        })
+                        .map_or(90_000, |b| {
+                            u32::from_be_bytes([b[0], b[1], b[2], b[3]]).max(1)
+                        }),
+                );
+                out.good_len = off + size;
             }
-            b"moof" => {
-                pending_ticks = track1_ticks(body);
-            }
+            b"moof" => pending_ticks = Some(track1_ticks(&body)),
             b"mdat" => {
-                ticks += pending_ticks;
-                pending_ticks = 0;
-                good = off + size;
+                if let (Some(_), Some(t)) = (timescale, pending_ticks.take()) {
+                    ticks += t;
+                    out.fragments += 1;
+                    out.good_len = off + size;
+                }
             }
-            _ => good = off + size,
+            b"ftyp" | b"free" | b"skip" | b"styp" | b"sidx" if pending_ticks.is_none() => {
+                out.good_len = off + size;
+            }
+            _ => break, // something we never write: stop at what is known to be whole
         }
         off += size;
     }
-    Salvage {
-        good_len: good as u64,
-        seconds: ticks as f64 / f64::from(timescale),
-    }
+    out.seconds = ticks as f64 / f64::from(timescale.unwrap_or(90_000));
+    Ok(out)
 }
 
 /// Sum of sample durations of track 1 in a `moof` body.
@@ -518,50 +563,76 @@ fn track1_ticks(moof: &[u8]) -> u64 {
     0
 }
 
+/// What [`reconcile_file`] did to a file left open by a crash.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reconciled {
+    /// Cut back to its whole fragments (`cut` bytes of torn tail removed).
+    Kept { salvage: Salvage, cut: u64 },
+    /// Gone before we looked, or it held no whole fragment (then it is removed).
+    Nothing,
+}
+
+/// Cuts a file left open by a crash back to its last whole fragment, reading only box headers
+/// (see [`salvage`]), so a day-long segment is recovered in a few MiB of memory. A file with
+/// no whole fragment holds nothing a player can show and is removed.
+pub fn reconcile_file(path: &Path) -> std::io::Result<Reconciled> {
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Reconciled::Nothing),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let s = salvage(
+        &mut std::io::BufReader::with_capacity(64 << 10, &mut f),
+        len,
+    )?;
+    if s.fragments == 0 {
+        drop(f);
+        std::fs::remove_file(path)?;
+        return Ok(Reconciled::Nothing);
+    }
+    if s.good_len < len {
+        f.set_len(s.good_len)?;
+        f.sync_all()?;
+    }
+    Ok(Reconciled::Kept {
+        salvage: s,
+        cut: len - s.good_len,
+    })
+}
+
 /// Reconciles a row left `recording` by a crash with its file: truncates the partial tail,
-/// sets duration and size from what is whole, marks it `recovered` (or `missing`).
+/// sets duration and size from what is whole, marks it `recovered` (or `missing` when there
+/// is no file or nothing playable in it).
 pub async fn recover(store: &DynStore, root: &Path, r: &Recording) -> Result<Recording> {
     let path = root.join(&r.path);
-    let now = Utc::now();
-    let Ok(data) = std::fs::read(&path) else {
-        return store
-            .finish_recording(
-                r.id,
-                RecordingEnd {
-                    end_time: r.start_time,
-                    duration_sec: 0.0,
-                    file_size: 0,
-                    status: RecordingStatus::Missing,
-                    note: Some("the file is gone".into()),
-                },
-            )
-            .await;
+    let p2 = path.clone();
+    let done = blocking(move || reconcile_file(&p2))
+        .await?
+        .map_err(|e| Error::internal(format!("recovering {}: {e}", path.display())))?;
+    let end = match done {
+        Reconciled::Nothing => RecordingEnd {
+            end_time: r.start_time,
+            duration_sec: 0.0,
+            file_size: 0,
+            status: RecordingStatus::Missing,
+            note: Some(
+                "the file is gone, or vigia stopped before a whole fragment was written".into(),
+            ),
+        },
+        Reconciled::Kept { salvage: s, cut } => RecordingEnd {
+            end_time: r.start_time + chrono::Duration::milliseconds((s.seconds * 1000.0) as i64),
+            duration_sec: (s.seconds * 1000.0).round() / 1000.0,
+            file_size: s.good_len,
+            status: RecordingStatus::Recovered,
+            note: Some(format!(
+                "vigia stopped while writing; {cut} partial bytes cut"
+            )),
+        },
     };
-    let s = salvage(&data);
-    if s.good_len < data.len() as u64 {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?;
-        f.set_len(s.good_len)
-            .map_err(|e| Error::internal(format!("truncate {}: {e}", path.display())))?;
-        f.sync_all().ok();
-    }
-    let _ = now;
-    store
-        .finish_recording(
-            r.id,
-            RecordingEnd {
-                end_time: r.start_time
-                    + chrono::Duration::milliseconds((s.seconds * 1000.0) as i64),
-                duration_sec: (s.seconds * 1000.0).round() / 1000.0,
-                file_size: s.good_len,
-                status: RecordingStatus::Recovered,
-                note: Some(format!(
-                    "vigia stopped while writing; {} partial bytes cut",
-                    data.len() as u64 - s.good_len
-                )),
-            },
-        )
-        .await
+    store.finish_recording(r.id, end).await
 }

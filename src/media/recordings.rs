@@ -54,12 +54,6 @@ pub struct Recordings {
     pub counters: Arc<recorder::Counters>,
 }
 
-/// (total, free) bytes of the file system holding `dir`.
-pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
-    let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
-}
-
 impl Recordings {
     pub fn new(store: DynStore, streams: Arc<Streams>, cfg: RecordingConfig) -> Arc<Recordings> {
         Arc::new(Recordings {
@@ -166,7 +160,7 @@ impl Recordings {
                 ),
             )
         })?;
-        let free = free_bytes(&self.cfg.root).unwrap_or(u64::MAX);
+        let free = crate::system::host::free_bytes(&self.cfg.root).unwrap_or(u64::MAX);
         if free < self.cfg.min_free_bytes {
             return Err(Error::new(
                 Kind::InsufficientStorage,
@@ -319,7 +313,7 @@ impl Recordings {
                 }
             }
         }
-        let Some(mut free) = free_bytes(&self.cfg.root) else {
+        let Some(mut free) = crate::system::host::free_bytes(&self.cfg.root) else {
             return Ok(());
         };
         while free < self.cfg.min_free_bytes {
@@ -346,7 +340,7 @@ impl Recordings {
             };
             self.delete(&r).await?;
             info!(recording = r.id, camera = %r.camera_id, free_mib = free / 1_048_576, "deleted to free disk space");
-            free = free_bytes(&self.cfg.root).unwrap_or(u64::MAX);
+            free = crate::system::host::free_bytes(&self.cfg.root).unwrap_or(u64::MAX);
         }
         Ok(())
     }

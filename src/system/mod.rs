@@ -1,5 +1,6 @@
 //! Running under systemd: the notify protocol ([`notify`]) and the watchdog that pings only
-//! while the service really works ([`watchdog`]).
+//! while the service really works ([`watchdog`]); what the host has left ([`host`]).
 
+pub mod host;
 pub mod notify;
 pub mod watchdog;

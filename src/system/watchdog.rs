@@ -58,7 +58,7 @@ pub fn status_line(app: &App) -> String {
     } else {
         &app.config.data_dir
     };
-    let disk = crate::api::system::disk_space(dir)
+    let disk = super::host::disk_space(dir)
         .filter(|(total, _)| *total > 0)
         .map(|(total, free)| format!(", {:.0} % disk free", free as f64 * 100.0 / total as f64))
         .unwrap_or_default();

@@ -202,6 +202,22 @@ impl Camsim {
         format!("rtsp://127.0.0.1:{}/{path}", self.port)
     }
 
+    /// Freezes the process (SIGSTOP): its connections stay open and nothing more is sent,
+    /// as with a camera whose network stalls.
+    pub fn freeze(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a frozen process go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
     /// TEARDOWN requests received.
     pub fn teardowns(&self) -> usize {
         self.sessions

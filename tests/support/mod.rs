@@ -197,6 +197,20 @@ impl Server {
         self.log = log;
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A line of the server's `/proc/<pid>/status` in KiB (e.g. `VmHWM`, its peak RSS).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let st = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        st.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid()))
+    }
+
     /// SIGKILL, as a power cut or an OOM kill would.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -331,6 +345,56 @@ impl Server {
             v["user"]["id"].as_i64().unwrap(),
             self.login(name, &pw).await,
         )
+    }
+
+    /// `GET /api/nvr/recordings<query>`: the rows.
+    pub async fn recordings(&self, token: &str, query: &str) -> Vec<Value> {
+        let (st, v) = self
+            .call(
+                "GET",
+                &format!("/api/nvr/recordings{query}"),
+                Some(token),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        v["recordings"].as_array().unwrap().clone()
+    }
+
+    /// `POST /api/nvr/record/<ip>` with `body` (`{}`: continuous), which must answer 201.
+    pub async fn start_recording(&self, token: &str, ip: &str, body: Value) -> Value {
+        let (st, v) = self
+            .call("POST", &format!("/api/nvr/record/{ip}"), Some(token), body)
+            .await;
+        assert_eq!(st, 201, "{v}");
+        v
+    }
+
+    /// `GET /api/cameras/stream/<ip>` (starts live view): the answer.
+    pub async fn start_stream(&self, token: &str, ip: &str) -> Value {
+        let (st, v) = self
+            .call(
+                "GET",
+                &format!("/api/cameras/stream/{ip}"),
+                Some(token),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        v
+    }
+
+    /// The camera's session state (`stream` of `GET /api/cameras/<ip>`).
+    pub async fn stream_state(&self, token: &str, ip: &str) -> Value {
+        let (_, v) = self
+            .call(
+                "GET",
+                &format!("/api/cameras/{ip}"),
+                Some(token),
+                Value::Null,
+            )
+            .await;
+        v["stream"].clone()
     }
 
     pub async fn add_camera(&self, admin: &str, body: Value) -> Value {

@@ -6,7 +6,10 @@ Usage: /usr/bin/python3 rtsp_server.py [--user U --password P] [--port N] [--add
 Mounts (each client gets its own pipeline, see DESIGN.md on shared mounts):
   /h264       H.264 640x360 25 fps, 1 s GOP
   /h264aac    the same plus AAC 48 kHz stereo
-  /h265       H.265 640x360 25 fps
+  /h265       H.265 640x360 25 fps, closed GOP (IDR key frames)
+  /h265cam    H.265 640x360 15 fps as x265 makes it by default: open GOP, so every key frame
+              after the first is a CRA picture, not an IDR (as most H.265 cameras send)
+  /h265camaac the same plus AAC 48 kHz stereo
   /secure     /h264 behind Basic auth (--user/--password)
   /h264pcmu   /h264 plus G.711 mu-law audio (which HLS cannot carry)
   /shared     /h264 as one shared pipeline (each new PLAY re-seeks it: timestamps jump back)
@@ -29,11 +32,18 @@ VIDEO = (
     "! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=-1"
 )
 AUDIO = "audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
+H265CAM = (
+    "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=15/1 "
+    "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=600 "
+    "! rtph265pay name=pay0 pt=96 config-interval=-1"
+)
 MOUNTS = {
     "/h264": f"( {VIDEO} )",
     "/h264aac": f"( {VIDEO} {AUDIO} )",
     "/h265": "( videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=25/1 "
     "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 option-string=keyint=25:min-keyint=25:scenecut=0:open-gop=0:repeat-headers=1 ! rtph265pay name=pay0 pt=96 config-interval=-1 )",
+    "/h265cam": f"( {H265CAM} )",
+    "/h265camaac": f"( {H265CAM} {AUDIO} )",
     "/secure": f"( {VIDEO} )",
     "/shared": f"( {VIDEO} )",
     "/h264pcmu": f"( {VIDEO} audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0 )",
