@@ -41,6 +41,8 @@ pub struct App {
     pub recordings: Arc<Recordings>,
     pub fleet: crate::fleet::Fleet,
     pub discovery: crate::discovery::Discovery,
+    /// Background tasks, stopped and joined at shutdown before recordings close.
+    pub tasks: crate::system::tasks::Tasks,
 }
 
 /// Most connections served at once; more wait in the kernel's backlog.
@@ -163,6 +165,7 @@ impl App {
             clock,
             config,
             started: Instant::now(),
+            tasks: Default::default(),
         }))
     }
 }
@@ -301,10 +304,10 @@ pub async fn resume_recordings(app: &Arc<App>) {
     };
     let mine = |c: &store::Camera| !app.fleet.shared || c.node == app.fleet.me;
     for cam in cams.into_iter().filter(|c| c.is_recording && mine(c)) {
-        let app = app.clone();
-        tokio::spawn(async move {
+        let a = app.clone();
+        app.tasks.spawn("recording resume", async move {
             let id = cam.id.clone();
-            if let Err(e) = resume_one(&app, cam).await {
+            if let Err(e) = resume_one(&a, cam).await {
                 warn!(camera = %id, error = %e, "cannot resume recording");
             }
         });
@@ -336,20 +339,21 @@ pub async fn resume_one(app: &Arc<App>, cam: store::Camera) -> Result<()> {
 }
 
 /// Prunes expired revocations every hour; stops idle camera sessions every second.
-fn spawn_upkeep(app: Arc<App>) {
+fn spawn_upkeep(app: &Arc<App>) {
     let streams = app.streams.clone();
-    tokio::spawn(async move {
+    app.tasks.spawn("idle sessions", async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             streams.reap();
         }
     });
-    tokio::spawn(async move {
+    let a = app.clone();
+    app.tasks.spawn("revocation pruning", async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            match app.store.prune_revocations(app.clock.now()).await {
+            match a.store.prune_revocations(a.clock.now()).await {
                 Ok(0) => {}
                 Ok(n) => info!(pruned = n, "pruned expired token revocations"),
                 Err(e) => warn!(error = %e, "pruning revocations failed"),
@@ -388,11 +392,15 @@ pub async fn run(config: Config) -> Result<()> {
     // store open, crash recovery done, listener bound: ready
     notifier.ready(&crate::system::watchdog::status_line(&app));
     crate::system::watchdog::spawn(app.clone(), notifier.clone());
-    spawn_upkeep(app.clone());
+    spawn_upkeep(&app);
     crate::fleet::spawn(app.clone());
-    app.recordings.spawn_watcher(Duration::from_secs(1));
+    app.tasks.spawn(
+        "disk watcher",
+        app.recordings.clone().watch(Duration::from_secs(1)),
+    );
     resume_recordings(&app).await;
-    tokio::spawn(report_unknown_files(app.clone()));
+    app.tasks
+        .spawn("unknown files report", report_unknown_files(app.clone()));
     let n2 = notifier.clone();
     let stop = async move {
         shutdown_signal().await;
@@ -401,11 +409,15 @@ pub async fn run(config: Config) -> Result<()> {
     // stop accepting, let in-flight requests finish, then close every recording (last
     // fragment written, rows final) and TEARDOWN every camera session: bounded in time
     serve(app.clone(), listener, tls, stop).await;
-    app.fleet.leave(&app).await;
+    // first what could start, write or beat again (resumes, hand-overs, the disk watcher, the
+    // heartbeat), then the recordings, then the sessions; the node is marked down last, so
+    // another box takes its cameras only once their files here are closed
+    app.tasks.shutdown(Duration::from_secs(5)).await;
     app.recordings
         .stop_all(crate::media::recordings::SHUTDOWN)
         .await;
     app.streams.stop_all(Duration::from_secs(5)).await;
+    app.fleet.leave(&app).await;
     info!("stopped");
     Ok(())
 }

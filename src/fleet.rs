@@ -223,7 +223,9 @@ impl Drop for Busy<'_> {
 
 /// Beats and reconciles once a second until the process ends.
 pub fn spawn(app: Arc<App>) {
-    tokio::spawn(async move {
+    let a = app.clone();
+    app.tasks.spawn("fleet heartbeat", async move {
+        let app = a;
         let mut owners: Option<HashMap<String, String>> = None;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -269,18 +271,20 @@ async fn reconcile(app: &Arc<App>, owners: &mut Option<HashMap<String, String>>)
     local.extend(app.streams.ids());
     for id in local {
         if let Some(owner) = now.get(&id).filter(|o| !o.is_empty() && *o != me) {
-            let app = app.clone();
-            let owner = owner.clone();
-            tokio::spawn(async move { release(&app, &id, &owner).await });
+            let (a, owner) = (app.clone(), owner.clone());
+            app.tasks.spawn(
+                "camera hand-over",
+                async move { release(&a, &id, &owner).await },
+            );
         }
     }
     if let Some(before) = owners.as_ref() {
         for c in cams.iter().filter(|c| &c.node == me && c.is_recording) {
             let came = before.get(&c.id).is_some_and(|o| o != me);
             if came {
-                let app = app.clone();
-                let id = c.id.clone();
-                tokio::spawn(async move { acquire(&app, &id).await });
+                let (a, id) = (app.clone(), c.id.clone());
+                app.tasks
+                    .spawn("camera take-over", async move { acquire(&a, &id).await });
             }
         }
     }
@@ -295,14 +299,16 @@ pub fn moved_note(node: &str) -> String {
 
 /// Acts on a move made through this box at once (the other boxes see it within a tick).
 pub async fn moved(app: &Arc<App>, camera: &str, to: &str) {
+    let (a, id) = (app.clone(), camera.to_string());
     if to == app.fleet.me {
-        let app = app.clone();
-        let id = camera.to_string();
-        tokio::spawn(async move { acquire(&app, &id).await });
+        app.tasks
+            .spawn("camera take-over", async move { acquire(&a, &id).await });
     } else {
-        let app = app.clone();
-        let (id, to) = (camera.to_string(), to.to_string());
-        tokio::spawn(async move { release(&app, &id, &to).await });
+        let to = to.to_string();
+        app.tasks.spawn(
+            "camera hand-over",
+            async move { release(&a, &id, &to).await },
+        );
     }
 }
 

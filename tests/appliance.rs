@@ -146,6 +146,89 @@ async fn ready_watchdog_status_and_a_clean_stop() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_every_background_task_before_the_files_close() {
+    let sd = FakeSystemd::start();
+    let cams = Camsim::start();
+    let mut s = Server::start_with(&[
+        ("NOTIFY_SOCKET", &sd.name),
+        ("WATCHDOG_USEC", "1000000"),
+        ("MIN_FREE_DISK_MB", "1"),
+        ("RETENTION_DAYS", "1"),
+    ]);
+    let admin = s.bootstrap_admin().await;
+    for i in 1..=3 {
+        let ip = format!("127.0.2.{}", 10 + i);
+        record(&s, &admin, &ip, &cams.url(&format!("bg{i}/audio"))).await;
+    }
+    s.start_stream(&admin, "127.0.2.11").await;
+    let dir = s.data_dir.join("recordings");
+    wait_until("three files growing", 20, async || {
+        let files = walk(&dir);
+        (files.len() == 3
+            && files
+                .iter()
+                .all(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 50_000)))
+        .then_some(())
+    })
+    .await;
+    // SIGTERM, then the files as they are the moment vigia says STOPPING
+    let pid = nix::unistd::Pid::from_raw(s.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sd.has("STOPPING=1") {
+        assert!(Instant::now() < deadline, "no STOPPING=1: {:?}", sd.all());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let at_stopping = walk(&dir);
+    let status = s.stop();
+    assert!(status.success(), "exit status {status:?}");
+    let after = walk(&dir);
+    assert_eq!(
+        after, at_stopping,
+        "no file may appear once shutdown has begun"
+    );
+    let logs = s.logs();
+    let line = |needle: &str| {
+        logs.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no '{needle}' in:\n{logs}"))
+    };
+    let tasks = &logs.lines().nth(line("background tasks stopped")).unwrap();
+    let n: usize = tasks
+        .split("tasks=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    // watchdog, fleet heartbeat, disk watcher, idle sessions, revocation pruning at least
+    assert!(n >= 5, "{tasks}");
+    assert!(!logs.contains("background tasks aborted"), "{logs}");
+    // in that order: tasks, then the files, then the node
+    assert!(line("background tasks stopped") < line("recording ended"));
+    // every row closed by the shutdown names the size its file has: nothing wrote after
+    let sizes: Vec<u64> = after
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .collect();
+    s.start_again();
+    let admin = s.login("admin", support::ADMIN_PW).await;
+    let rows: Vec<Value> = s
+        .recordings(&admin, "")
+        .await
+        .into_iter()
+        .filter(|r| r["note"] == "vigia shut down")
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let mut want: Vec<u64> = rows
+        .iter()
+        .map(|r| r["file_size"].as_u64().unwrap())
+        .collect();
+    let mut have = sizes;
+    want.sort_unstable();
+    have.sort_unstable();
+    assert_eq!(have, want, "file sizes on disk against the rows");
+}
+
 /// An ext4 image mounted on a loop device, unfrozen and unmounted however the test ends.
 struct Disk {
     mnt: std::path::PathBuf,

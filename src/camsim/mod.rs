@@ -8,7 +8,9 @@
 //! does that in the tests). A camera is any path; options follow as path segments:
 //! `rtsp://host:port/cam7/audio/drop5` — `audio` adds AAC, `dropN` closes the connection after
 //! N s, `stallN` stops sending after N s (the connection stays open), `switchN` changes the
-//! resolution after N s (new SPS/PPS in band), `auth` requires Digest authentication.
+//! resolution after N s (new SPS/PPS in band), `jumpN` sets the RTP timestamps 5 s back every
+//! N s (a camera whose clock is reset, or a re-seeked test server), `auth` requires Digest
+//! authentication.
 
 pub mod fixture;
 
@@ -151,6 +153,7 @@ struct Options {
     drop: Option<u64>,
     stall: Option<u64>,
     switch: Option<u64>,
+    jump: Option<u64>,
     auth: bool,
 }
 
@@ -171,6 +174,7 @@ fn parse_path(path: &str) -> (String, Options) {
                 o.drop = o.drop.or(secs(s, "drop"));
                 o.stall = o.stall.or(secs(s, "stall"));
                 o.switch = o.switch.or(secs(s, "switch"));
+                o.jump = o.jump.or(secs(s, "jump")).filter(|n| *n > 0);
             }
         }
     }
@@ -582,6 +586,8 @@ impl Camsim {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
             }
+            // `jumpN`: every N s the clock goes 5 s back (both tracks, as a camera's would)
+            let back = o.jump.map_or(0, |n| elapsed / n * 5);
             let v_at = start + Duration::from_micros(vn * 40_000);
             let a_at = start + Duration::from_micros(an * 1024 * 1_000_000 / u64::from(rate));
             let video_next = ach.is_none() || v_at <= a_at;
@@ -599,7 +605,9 @@ impl Camsim {
                     switched = true;
                     continue; // restart this frame from the other fixture
                 }
-                let ts = vbase.wrapping_add((vn * 3600) as u32);
+                let ts = vbase
+                    .wrapping_add((vn * 3600) as u32)
+                    .wrapping_sub((back * 90_000) as u32);
                 for (i, p) in payloads.iter().enumerate() {
                     out.extend(packet(
                         ch,
@@ -615,7 +623,9 @@ impl Camsim {
                 vn += 1;
             } else if let Some(ch) = ach {
                 let p = &self.media.audio[(an as usize) % self.media.audio.len()];
-                let ts = abase.wrapping_add((an * 1024) as u32);
+                let ts = abase
+                    .wrapping_add((an * 1024) as u32)
+                    .wrapping_sub((back * u64::from(rate)) as u32);
                 out.extend(packet(ch, AUDIO_PT, true, aseq, ts, assrc, p));
                 aseq = aseq.wrapping_add(1);
                 an += 1;

@@ -345,22 +345,19 @@ impl Recordings {
         Ok(())
     }
 
-    /// Runs [`Recordings::enforce`] every `every`.
-    pub fn spawn_watcher(self: &Arc<Self>, every: Duration) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                // never create the directory here: on an unmounted recordings disk that would
-                // start filling the root file system
-                if me.cfg.root.is_dir() {
-                    if let Err(e) = me.enforce().await {
-                        warn!(error = %e, "disk watcher failed");
-                    }
+    /// Runs [`Recordings::enforce`] every `every`, for ever (the caller's task set stops it).
+    pub async fn watch(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            // never create the directory here: on an unmounted recordings disk that would
+            // start filling the root file system
+            if self.cfg.root.is_dir() {
+                if let Err(e) = self.enforce().await {
+                    warn!(error = %e, "disk watcher failed");
                 }
             }
-        });
+        }
     }
 
     /// Asks the camera's recording to stop. `NotFound` when it is not recording.

@@ -82,7 +82,9 @@ pub fn spawn(app: Arc<App>, notifier: Arc<Notifier>) {
     if let Some(w) = watchdog {
         info!(interval_ms = w.as_millis() as u64, "systemd watchdog on");
     }
-    tokio::spawn(async move {
+    let a = app.clone();
+    app.tasks.spawn("watchdog", async move {
+        let app = a;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_status = String::new();
