@@ -17,7 +17,8 @@ is stopped, every closed file is decoded by ffmpeg, and per camera the recorded 
 checked against the seconds the camera sent media (camsim's SESSION/END events, less what a
 fault withholds) minus (1.5 s + one GOP) per outage. Passes when: no panic, no 5xx (a 503 for
 a player that joins a camera in an outage, "no segment yet", is reported apart: that is the
-answer it should get), RSS and descriptors flat over the last half (slopes printed), every
+answer it should get), RSS and descriptors flat over the last half (slopes printed; the fitted
+change over the half at most max(4 MiB, 5 % of RSS) and 16 descriptors), every
 closed recording decodes with 0 errors, and no camera below its recorded floor.
 
 Writes the samples (CSV) and a plot of RSS and descriptors over time (SVG) to SOAK_OUT
@@ -164,14 +165,14 @@ def player(api, cams, stop, stats, lock):
         if st != 200:
             time.sleep(1)
             continue
-        url = v["hls_url"]
+        url = v["hls_url"] if v["hls_url"].startswith("http") else api.base + v["hls_url"]
         base, _, query = url.partition("?")
         base = base.rsplit("/", 1)[0]
         until = time.monotonic() + rnd.uniform(15, 45)
         msn = part = None
         while time.monotonic() < until and not stop.is_set():
             q = f"{url}&_HLS_msn={msn}&_HLS_part={part}" if msn is not None else url
-            code, body = get(api.base + q)
+            code, body = get(q)
             with lock:
                 stats["requests"] += 1
                 if code >= 500:
@@ -189,7 +190,7 @@ def player(api, cams, stop, stats, lock):
                 time.sleep(0.5)
                 continue
             msn, part = int(m.group(1)), int(m.group(2))
-            code, data = get(f"{api.base}{base}/part{msn}.{part}.m4s?{query}")
+            code, data = get(f"{base}/part{msn}.{part}.m4s?{query}")
             with lock:
                 stats["requests"] += 1
                 if code == 200:
@@ -289,8 +290,9 @@ def main():
             st, v = api.call("POST", "/api/cameras", {"ip": ip, "name": name, "rtsp_url": f"rtsp://127.0.0.1:{sim.port}/{path.rstrip('/')}"}, count=False)
             assert st == 201, v
             cams.append((ip, name, kind, limit))
-    rec_start = time.monotonic()
+    span = {}  # ip -> [recording asked, recording stopped]
     for ip, *_ in cams:
+        span[ip] = [time.monotonic(), None]
         st, v = api.call("POST", f"/api/nvr/record/{ip}", {}, count=False)
         assert st == 201, v
 
@@ -321,9 +323,9 @@ def main():
             break
         time.sleep(max(0.0, min(SAMPLE_EVERY, end - time.monotonic())))
     stop.set()
-    rec_stop = time.monotonic()
     for ip, *_ in cams:
         api.call("DELETE", f"/api/nvr/record/{ip}", count=False)
+        span[ip][1] = time.monotonic()
     for t in threads:
         t.join(timeout=60)
     deadline = time.monotonic() + 60
@@ -363,7 +365,7 @@ def main():
     short = []
     per_kind = {}
     for ip, name, kind, limit in cams:
-        up, outages = sim.media_seconds(name, limit, rec_start, rec_stop)
+        up, outages = sim.media_seconds(name, limit, *span[ip])
         recorded = sum(r["duration_sec"] for r in rows if r["camera_ip"] == ip)
         floor = up - GOP - outages * PER_OUTAGE - 1.0
         k = per_kind.setdefault(kind, {"up": 0.0, "recorded": 0.0, "outages": 0, "cams": 0})
@@ -402,7 +404,7 @@ def main():
         ("no 5xx to the API client", api5xx == 0, f"{api5xx} of {sum(api.statuses.values())} ({dict(sorted(api.statuses.items()))})"),
         ("no 5xx to players (but 503 'no segment yet' on a camera in an outage)", not hard5xx,
          f"{sum(hard5xx.values())} of {pstats['requests']}; outage 503s: {pstats['5xx'].get('503_outage', 0)}; 4xx: {pstats['4xx']}"),
-        ("RSS flat over the last half", abs(rss_slope) * span_h <= max(2.0, 0.03 * rss_mean),
+        ("RSS flat over the last half", abs(rss_slope) * span_h <= max(4.0, 0.05 * rss_mean),
          f"{rss_slope:+.2f} MiB/h (mean {rss_mean:.1f} MiB)"),
         ("descriptors flat over the last half", abs(fd_slope) * span_h <= 16, f"{fd_slope:+.1f} fds/h"),
         ("every closed recording decodes with 0 errors", not bad and len(paths) > 0, f"{len(paths)} files, {len(bad)} bad {bad[:3]}"),
