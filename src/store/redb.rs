@@ -254,10 +254,19 @@ type NodeMap = std::sync::Mutex<
     std::collections::HashMap<String, (NodeBeat, DateTime<Utc>, std::time::Instant, f64)>,
 >;
 
+/// redb's page cache. Its default (1 GiB) grows with the file: on a box that records for
+/// months (64 cameras rotating every minute add ~90 000 rows a day) the process would grow
+/// towards that, past what a 512 MiB appliance has. Pages that miss come from the OS page
+/// cache, which the kernel can reclaim; this cache cannot be.
+pub const CACHE_BYTES: usize = 16 << 20;
+
 impl RedbStore {
     /// Opens (or creates) `path`, creating missing tables and checking the schema version.
     pub fn open(path: &Path) -> Result<RedbStore> {
-        let db = Database::create(path).map_err(|e| match e {
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::unavailable(format!(
                 "the database {} is already open by another process (is another vigia running on this DATA_DIR?)",
                 path.display()
