@@ -29,6 +29,7 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -233,28 +234,33 @@ def api_client(api, ips, stop):
 
 
 def svg(samples, path):
-    """RSS (MiB) and open descriptors over minutes, two panels, no dependencies."""
+    """RSS (MiB, with and without the HLS windows) and open descriptors over minutes."""
     w, h, pad = 760, 200, 50
     t = [s["t"] / 60 for s in samples]
+    tmax = max(t) or 1
+    panels = [
+        ("memory (MiB)", [("rss_mib", "RSS", "#1f77b4"), ("rss_less_windows_mib", "RSS less HLS windows", "#2ca02c")]),
+        ("open descriptors", [("fds", "descriptors", "#d62728")]),
+    ]
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{2 * h + 40}" font-family="sans-serif" font-size="12">',
            f'<rect width="{w}" height="{2 * h + 40}" fill="white"/>']
-    for i, (key, label, color) in enumerate([("rss_mib", "RSS (MiB)", "#1f77b4"), ("fds", "open descriptors", "#d62728")]):
-        ys = [s[key] for s in samples]
+    for i, (title, series) in enumerate(panels):
         top = 20 + i * (h + 20)
-        lo, hi = 0, max(ys) * 1.15 or 1
-        tmax = max(t) or 1
+        hi = max(s[k] for s in samples for k, _, _ in series) * 1.15 or 1
         x = lambda v: pad + (w - 2 * pad) * v / tmax
-        y = lambda v: top + h - 30 - (h - 40) * (v - lo) / (hi - lo)
-        out.append(f'<text x="{pad}" y="{top}" fill="{color}">{label} over {tmax:.1f} minutes</text>')
-        out.append(f'<line x1="{pad}" y1="{y(lo)}" x2="{w - pad}" y2="{y(lo)}" stroke="#888"/>')
-        out.append(f'<line x1="{pad}" y1="{y(lo)}" x2="{pad}" y2="{y(hi)}" stroke="#888"/>')
+        y = lambda v: top + h - 30 - (h - 40) * v / hi
+        out.append(f'<text x="{pad}" y="{top}">{title} over {tmax:.1f} minutes</text>')
+        out.append(f'<line x1="{pad}" y1="{y(0)}" x2="{w - pad}" y2="{y(0)}" stroke="#888"/>')
+        out.append(f'<line x1="{pad}" y1="{y(0)}" x2="{pad}" y2="{y(hi)}" stroke="#888"/>')
         for frac in (0.0, 0.5, 1.0):
-            v = lo + (hi - lo) * frac
-            out.append(f'<text x="{pad - 6}" y="{y(v) + 4}" text-anchor="end">{v:.0f}</text>')
-        for m in range(0, int(tmax) + 1, max(1, int(tmax) // 10 or 1)):
-            out.append(f'<text x="{x(m)}" y="{y(lo) + 16}" text-anchor="middle">{m}</text>')
-        pts = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(t, ys))
-        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
+            out.append(f'<text x="{pad - 6}" y="{y(hi * frac) + 4}" text-anchor="end">{hi * frac:.0f}</text>')
+        step = max(1, int(tmax) // 10)
+        for m in range(0, int(tmax) + 1, step):
+            out.append(f'<text x="{x(m)}" y="{y(0) + 16}" text-anchor="middle">{m}</text>')
+        for k, (key, label, color) in enumerate(series):
+            pts = " ".join(f"{x(a):.1f},{y(s[key]):.1f}" for a, s in zip(t, samples))
+            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
+            out.append(f'<text x="{w - pad - 160}" y="{top + 16 + 14 * k}" fill="{color}">{label}</text>')
     out.append(f'<text x="{w / 2}" y="{2 * h + 36}" text-anchor="middle">minutes</text></svg>')
     open(path, "w").write("\n".join(out))
 
@@ -390,6 +396,8 @@ def main():
         wr = csv.DictWriter(f, fieldnames=sorted({k for s in samples for k in s}))
         wr.writeheader()
         wr.writerows(samples)
+    for s in samples:
+        s["rss_less_windows_mib"] = s["rss_mib"] - s.get("window_mib", 0)
     svg(samples, os.path.join(OUT, "soak.svg"))
 
     half = [s for s in samples if s["t"] >= samples[-1]["t"] / 2]
@@ -397,6 +405,9 @@ def main():
     fd_slope = slope_per_hour([s["t"] for s in half], [s["fds"] for s in half])
     span_h = (half[-1]["t"] - half[0]["t"]) / 3600 if len(half) > 1 else 0
     rss_mean = statistics.fmean(s["rss_mib"] for s in half)
+    # the LL-HLS windows of the cameras being watched come and go with the players: RSS less
+    # the windows is what the process itself keeps
+    own_slope = slope_per_hour([s["t"] for s in half], [s["rss_mib"] - s.get("window_mib", 0) for s in half])
     api5xx = sum(c for st, c in api.statuses.items() if st >= 500)
     hard5xx = {k: v for k, v in pstats["5xx"].items() if k != "503_outage"}
     checks = [
@@ -423,7 +434,7 @@ def main():
     fd = [s["fds"] for s in samples]
     th = [s["threads"] for s in samples]
     print(f"| RSS first / median / max / last | {rs[0]:.1f} / {statistics.median(rs):.1f} / {max(rs):.1f} / {rs[-1]:.1f} MiB |")
-    print(f"| RSS slope over the last half | {rss_slope:+.2f} MiB/h |")
+    print(f"| RSS slope over the last half | {rss_slope:+.2f} MiB/h (less the HLS windows: {own_slope:+.2f} MiB/h) |")
     print(f"| descriptors min / median / max / last | {min(fd)} / {statistics.median(fd):.0f} / {max(fd)} / {fd[-1]} |")
     print(f"| descriptor slope over the last half | {fd_slope:+.1f} /h |")
     print(f"| threads min / max | {min(th)} / {max(th)} |")
@@ -439,6 +450,10 @@ def main():
     for name, ok, detail in checks:
         print(f"| {name} | {'yes' if ok else 'NO'} | {detail} |")
     failed = [c for c in checks if not c[1]]
+    if failed:
+        print(f"recordings and store kept for a look: {data}")
+    else:
+        shutil.rmtree(data, ignore_errors=True)
     print(f"soak: {len(checks) - len(failed)} passed, {len(failed)} failed")
     sys.exit(1 if failed else 0)
 

@@ -238,6 +238,22 @@ async fn three_viewers_share_one_rtsp_session() {
         "revoked with the login token"
     );
     assert_eq!(get_text(&urls[2]).await.0, 200);
+    // players' requests are not an access log at info (three a second per viewer would
+    // flood journald), but the refused one is
+    let logs = support::wait_until("the refused request in the log", 10, async || {
+        let l = s.logs();
+        l.lines()
+            .any(|l| l.contains("path=/api/cameras/streams/") && l.contains("status=401"))
+            .then_some(l)
+    })
+    .await;
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("path=/api/cameras/streams/") && l.contains("status=200")),
+        "{logs}"
+    );
+    assert!(logs.contains("path=/api/cameras/stream/127.0.0.2 status=200"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, ORIGIN};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
-use tracing::{error, info};
+use tracing::error;
 
 use crate::app::App;
 use crate::auth::jwt::Claims;
@@ -418,16 +418,28 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
             set(h, "vary", "Origin");
         }
     }
-    info!(
-        target: "vigia::http",
-        rid = %rid,
-        method = %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
-        peer = %peer.ip(),
-        "request"
-    );
+    // a player asks for a part or a playlist about three times a second: at info level 128
+    // watched cameras would write ~800 lines a second, past journald's rate limit (which then
+    // drops everything, warnings included) and into the flash. Those that succeed are debug.
+    macro_rules! access {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "vigia::http",
+                rid = %rid,
+                method = %method,
+                path = %path,
+                status = resp.status().as_u16(),
+                ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+                peer = %peer.ip(),
+                "request"
+            )
+        };
+    }
+    if path.starts_with("/api/cameras/streams/") && resp.status().as_u16() < 400 {
+        access!(debug);
+    } else {
+        access!(info);
+    }
     resp
 }
 
