@@ -30,7 +30,7 @@ for _ in $(seq 50); do grep -q READY "$WORK/camsim.out" 2>/dev/null && break; sl
 RTSP="rtsp://127.0.0.1:$(awk '/READY/{print $2}' "$WORK/camsim.out")"
 PORT=$((20000 + RANDOM % 20000)); BASE="http://127.0.0.1:$PORT"
 LOG_LEVEL=warn MAX_STREAMS=1024 DATA_DIR="$WORK" LISTEN_ADDR="127.0.0.1:$PORT" \
-  SECRET_KEY=profile-secret-key-0123456789abcdef0123456789 $BIN/vigia serve 2>"$WORK/vigia.log" &
+  SECRET_KEY=profile-secret-key-0123456789abcdef0123456789 env ${VIGIA_PRELOAD:+LD_PRELOAD=$VIGIA_PRELOAD} $BIN/vigia serve 2>"$WORK/vigia.log" &
 VIGIA=$!; PIDS+=($VIGIA)
 for _ in $(seq 100); do curl -sf "$BASE/health" >/dev/null && break; sleep 0.05; done
 curl -sf -XPOST "$BASE/api/auth/register" -d '{"username":"admin","password":"profile-pass"}' >/dev/null
@@ -40,15 +40,17 @@ for i in $(seq "$N"); do
   curl -sf -XPOST -H "Authorization: Bearer $TOKEN" "$BASE/api/cameras" \
     -d "{\"ip\":\"127.0.3.$i\",\"rtsp_url\":\"$RTSP/cam$i\"}" >/dev/null
   curl -sf -H "Authorization: Bearer $TOKEN" "$BASE/api/cameras/stream/127.0.3.$i" |
-    sed 's/.*"hls_url":"\([^"]*\)".*/\1/' >>"$WORK/urls"
+    sed 's/.*"hls_url":"\([^"]*\)".*/\1/' >>"$WORK/urls"; echo >>"$WORK/urls"
 done
 $BIN/examples/hls_poller "$WORK/urls" $((SECS + WARM + 2)) >"$WORK/poller.out" &
 POLLER=$!; PIDS+=($POLLER)
 sleep $WARM
 a=$(ticks $VIGIA)
-perf record -q -F 499 -g -p $VIGIA -o "$WORK/perf.data" -- sleep "$SECS" 2>/dev/null
+perf record -q -F 99 --call-graph dwarf,8192 -p $VIGIA -o "$WORK/perf.data" -- sleep "$SECS" 2>/dev/null
 b=$(ticks $VIGIA)
 V=$(cores "$a" "$b")
+RSS=$(awk '/^VmRSS:/{printf "%.1f MiB", $2/1024}' /proc/$VIGIA/status)
+WIN=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE/stats" | sed 's/.*"hls_window_bytes":\([0-9]*\).*/\1/' | awk '{printf "%.1f MiB", $1/1048576}')
 wait $POLLER 2>/dev/null || true
 kill $VIGIA; wait $VIGIA 2>/dev/null || true
 
@@ -60,13 +62,15 @@ R=$(cores "$a" "$b")
 wait $FL 2>/dev/null || true
 
 echo "$(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "$N cameras, $SECS s: vigia $V cores, retina floor $R cores, ratio $(awk -v v="$V" -v r="$R" 'BEGIN{printf "%.2f", v/r}')"
+echo "$N cameras, $SECS s: vigia $V cores (RSS $RSS, HLS window $WIN), retina floor $R cores, ratio $(awk -v v="$V" -v r="$R" 'BEGIN{printf "%.2f", v/r}')"
 echo "poller: $(cat "$WORK/poller.out")"
+cp "$WORK/perf.data" target/profile-live.perf.data
+echo "(perf data kept in target/profile-live.perf.data)"
 echo
 echo "hottest functions (self):"
 perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio -g none --percent-limit 1.2 2>/dev/null |
-  grep -v '^#' | grep -v '^$' | head -40
+  grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//' | head -40
 echo
 echo "by top-level caller chain (children):"
 perf report -i "$WORK/perf.data" --children --sort symbol --stdio -g none --percent-limit 4 2>/dev/null |
-  grep -v '^#' | grep -v '^$' | head -40
+  grep -v '^#' | grep -v '^$' | grep -v '\[k\]' | sed 's/ *- *- *$//' | head -40
