@@ -5,7 +5,8 @@
 #   - the floor: a bare retina reader that pulls the same streams and drops the frames.
 # Reports CPU (user+sys, in cores) and memory (RSS for vigia, PSS summed for the others),
 # part publish latency (from vigia's /stats) and time to the first playable playlist.
-# Usage: ./scripts/bench-live.sh [seconds-per-measurement]  (default 60; COUNTS="1 16" to pick)
+# Usage: ./scripts/bench-live.sh [seconds-per-measurement]  (default 60; COUNTS="1 16" to pick;
+# PROFILE=profiling for release code without fat LTO, minutes faster to build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
@@ -15,7 +16,8 @@ need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -
 need ffmpeg ffmpeg
 need curl curl
 need jq jq
-cargo build --release --locked -q --features postgres --bin vigia --examples
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" --locked -q --features postgres --bin vigia --examples
 FIX=target/bench-fixtures
 [ -f $FIX/h264_720p25.h264 ] || ./scripts/make-fixtures.sh $FIX 720p >/dev/null
 
@@ -30,13 +32,13 @@ pss_mib() { local k=0; for p in "$@"; do [ -r /proc/$p/smaps_rollup ] && k=$((k 
 rss_mib() { awk '/^VmRSS:/{printf "%.1f", $2/1024}' /proc/$1/status; }
 cores() { awk -v a="$1" -v b="$2" -v t="$TCK" -v s="$SECS" 'BEGIN{printf "%.4f", (b-a)/t/s}'; }
 
-./target/release/vigia camsim --listen 127.0.0.1:0 --fixture $FIX/h264_720p25.h264 >"$WORK/camsim.out" 2>/dev/null &
+./target/$PROFILE/vigia camsim --listen 127.0.0.1:0 --fixture $FIX/h264_720p25.h264 >"$WORK/camsim.out" 2>/dev/null &
 CAMSIM=$!; PIDS+=($CAMSIM)
 for _ in $(seq 50); do grep -q READY "$WORK/camsim.out" 2>/dev/null && break; sleep 0.1; done
 CPORT=$(awk '/READY/{print $2}' "$WORK/camsim.out")
 RTSP="rtsp://127.0.0.1:$CPORT"
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F), cargo profile $PROFILE"
 echo "fixture: $(ffprobe -v error -show_entries stream=width,height,r_frame_rate,bit_rate -of csv=p=0 $FIX/h264_720p25.h264 | head -1) H.264 High, 2 s GOP, served by vigia camsim over RTSP/TCP; ${SECS} s per measurement after ${WARM} s warm-up"
 echo
 printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' cameras "vigia CPU (cores), RSS" "ffmpeg CPU, PSS (sum)" "retina floor CPU, PSS" "vigia/floor" "part publish p50/p99" "first playlist"
@@ -47,7 +49,7 @@ for N in $COUNTS; do
   DATA="$WORK/data-$N"; mkdir -p "$DATA"
   PORT=$((20000 + RANDOM % 20000)); BASE="http://127.0.0.1:$PORT"
   LOG_LEVEL=warn MAX_STREAMS=1024 DATA_DIR="$DATA" LISTEN_ADDR="127.0.0.1:$PORT" SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 \
-    ./target/release/vigia serve 2>"$WORK/vigia-$N.log" &
+    ./target/$PROFILE/vigia serve 2>"$WORK/vigia-$N.log" &
   VIGIA=$!; PIDS+=($VIGIA)
   for _ in $(seq 100); do curl -sf "$BASE/health" >/dev/null && break; sleep 0.05; done
   curl -sf -XPOST "$BASE/api/auth/register" -d '{"username":"admin","password":"bench-password"}' >/dev/null
@@ -65,7 +67,7 @@ for N in $COUNTS; do
       echo "$u" >>"$WORK/urls-$N" ) &
   done
   wait $(jobs -p | grep -v -e "^$CAMSIM$" -e "^$VIGIA$") 2>/dev/null || true
-  ./target/release/examples/hls_poller "$WORK/urls-$N" $((SECS + WARM + 2)) >"$WORK/poller-$N.out" &
+  ./target/$PROFILE/examples/hls_poller "$WORK/urls-$N" $((SECS + WARM + 2)) >"$WORK/poller-$N.out" &
   POLLER=$!; PIDS+=($POLLER)
   sleep $WARM
   a=$(ticks $VIGIA); sleep "$SECS"; b=$(ticks $VIGIA)
@@ -94,7 +96,7 @@ for N in $COUNTS; do
   rm -rf "${SHM:?}"/cam*
 
   # --- the floor: retina pulls and drops
-  ./target/release/examples/retina_floor "$RTSP" "$N" $((SECS + WARM + 2)) >"$WORK/floor-$N.out" &
+  ./target/$PROFILE/examples/retina_floor "$RTSP" "$N" $((SECS + WARM + 2)) >"$WORK/floor-$N.out" &
   FL=$!
   sleep $WARM
   a=$(ticks $FL); sleep "$SECS"; b=$(ticks $FL)
