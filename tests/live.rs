@@ -110,7 +110,6 @@ async fn h264_and_aac_play_through_the_hls_url_without_headers() {
     );
     assert_eq!(cam["stream"]["audio"], "mp4a.40.2");
     // blocking reload: ask for the next part; it comes when it exists
-    let (_, playlist) = get_text(&url).await;
     let next = playlist
         .lines()
         .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part"))
@@ -142,49 +141,6 @@ async fn h264_and_aac_play_through_the_hls_url_without_headers() {
         .call("GET", "/api/cameras/127.0.0.1", Some(&admin), Value::Null)
         .await;
     assert_eq!(cam["stream"]["state"], "idle");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_playlist_is_ready_half_a_second_after_the_first_key_frame() {
-    let cams = GstCams::start();
-    let s = Server::start();
-    let admin = setup(&s, "127.0.0.6", &cams.url("h264gop2")).await;
-    let url = start(&s, &admin, "127.0.0.6").await["hls_url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (st, pl) = get_text(&url).await; // waits until it is playable
-    let answered = chrono::Utc::now();
-    assert_eq!(st, 200, "{pl}");
-    let live = wait_state(&s, &admin, "127.0.0.6", "live", 5).await;
-    let first_key: chrono::DateTime<chrono::Utc> = live["since"].as_str().unwrap().parse().unwrap();
-    let after = (answered - first_key).num_milliseconds();
-    eprintln!("first playlist {after} ms after the camera's first key frame (2 s GOP)");
-    assert!(
-        (0..=500).contains(&after),
-        "{after} ms after the first key frame:\n{pl}"
-    );
-    // a whole first segment (one short independent part) and a part of the next
-    assert!(pl.contains("URI=\"part0.0.m4s"), "{pl}");
-    assert!(
-        pl.contains(",INDEPENDENT=YES\n#EXTINF:0.") && pl.contains("URI=\"part1.0.m4s"),
-        "{pl}"
-    );
-    // what it names plays: the init, the first segment and the next part decode together
-    let base = url.split("/index.m3u8").next().unwrap();
-    let q = url.split_once('?').unwrap().1;
-    let mut mp4 = Vec::new();
-    for name in ["init-1.mp4", "seg0.m4s", "part1.0.m4s"] {
-        let r = reqwest::get(format!("{base}/{name}?{q}")).await.unwrap();
-        assert_eq!(r.status(), 200, "{name}");
-        mp4.extend(r.bytes().await.unwrap());
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("first.mp4");
-    std::fs::write(&f, &mp4).unwrap();
-    support::decodes_silently(&f);
-    assert_eq!(ffprobe_streams(&url).len(), 2);
-    assert_eq!(ffmpeg_decode(&url, 3), "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,8 +178,7 @@ async fn three_viewers_share_one_rtsp_session() {
         "{stats}"
     );
     assert_eq!(stats["streams"]["active"], 1);
-    // the window (here the first ~0.5 s after the key frame) lives in RAM
-    assert!(stats["streams"]["hls_window_bytes"].as_u64().unwrap() > 1_000);
+    assert!(stats["streams"]["hls_window_bytes"].as_u64().unwrap() > 10_000);
     assert_eq!(
         cams.connections(),
         1,

@@ -2,12 +2,8 @@
 //!
 //! - Segments are cut only at video key frames, once they hold at least the target duration
 //!   (a camera with a long GOP gets longer segments); parts close at about
-//!   [`HlsConfig::part_hint`]. `PART-TARGET` is fixed when the first part is published
-//!   (§4.4.3.7, it must not change), at the hint plus one frame.
-//! - In LL-HLS a fresh window's first segment is one short part (half the hint), so the first
-//!   playlist (a whole segment, and a part of the next) is ready about 0.5 s after the
-//!   camera's first key frame rather than a GOP later. Players need a whole segment: hls.js
-//!   calls a playlist of parts only empty (`levelEmptyError`).
+//!   [`HlsConfig::part_hint`]. `PART-TARGET` is fixed once the first segment is complete
+//!   (§4.4.3.7, it must not change).
 //! - A segment is the concatenation of its parts' `moof`+`mdat` pairs, so both are served from
 //!   the same buffers.
 //! - A new init (reconnect, new parameters) or a timestamp jump starts a new segment marked
@@ -83,15 +79,13 @@ struct Window {
     next_msn: u64,
     discontinuity_seq: u64,
     pending_discontinuity: bool,
-    /// Fixed when the first part is published (§4.4.3.7: it must not change): a part
-    /// closes once it holds `part_hint`, so it is at most the hint plus one frame.
+    /// Fixed after the first complete segment.
     part_target: Option<f64>,
+    max_part: f64,
     /// Wall-clock time of the first frame of the segment being built.
     next_start: Option<DateTime<Utc>>,
     /// Frames are dropped until a video key frame (after a start or a jump).
     waiting_key: bool,
-    /// The segment after a short first one ends at the next key frame, whatever its length.
-    cut_at_key: bool,
     version: u64,
     /// When the newest video frame arrived, and how long parts took to be published after
     /// their last frame arrived (µs, the most recent [`LATENCY_SAMPLES`]).
@@ -138,9 +132,9 @@ impl Hls {
                 discontinuity_seq: 0,
                 pending_discontinuity: false,
                 part_target: None,
+                max_part: 0.0,
                 next_start: None,
                 waiting_key: true,
-                cut_at_key: false,
                 version: 0,
                 last_video_arrival: None,
                 publish_us: VecDeque::new(),
@@ -207,10 +201,9 @@ impl Hls {
                 .filter(|s| !s.complete)
                 .map_or(0.0, Segment::duration);
             let done = w.muxer.as_ref().map_or(0.0, Muxer::video_done);
-            if (key && (w.cut_at_key || current + done >= self.cfg.segment_target))
+            if (key && current + done >= self.cfg.segment_target)
                 || current + done >= MAX_SEGMENT_SECS
             {
-                w.cut_at_key = false;
                 self.close_segment(w);
             }
         }
@@ -231,29 +224,17 @@ impl Hls {
             return;
         }
         // a part is published as soon as its last frame is here: the waiting frames go in
-        // with an estimated duration, corrected by the next frame. A fresh window's first
-        // segment is a single part of half the hint, closed at once: players need a whole
-        // segment, and this one is whole ~0.15 s after the key frame instead of a GOP later.
-        // The next segment then starts between key frames (its parts say INDEPENDENT only
-        // from the next key frame on); the first viewer plays on through it.
-        let fresh = w.segments.is_empty();
-        let hint = if fresh {
-            self.cfg.part_hint / 2.0
-        } else {
-            self.cfg.part_hint
-        };
+        // with an estimated duration, corrected by the next frame
         if video
             && self.cfg.low_latency
-            && w.muxer.as_ref().is_some_and(|m| m.video_buffered() >= hint)
+            && w.muxer
+                .as_ref()
+                .is_some_and(|m| m.video_buffered() >= self.cfg.part_hint)
         {
             if let Some(m) = w.muxer.as_mut() {
                 m.complete_pending();
             }
             self.flush_part(w);
-            if fresh {
-                self.close_segment(w);
-                w.cut_at_key = true;
-            }
         }
     }
 
@@ -302,9 +283,7 @@ impl Hls {
                 .push_back(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
         }
         if w.part_target.is_none() {
-            let frame = w.muxer.as_ref().map_or(0.0, Muxer::video_frame_secs);
-            let target = duration.max(self.cfg.part_hint + frame);
-            w.part_target = Some((target * 1000.0).ceil() / 1000.0);
+            w.max_part = w.max_part.max(duration);
         }
         w.version += 1;
     }
@@ -323,6 +302,9 @@ impl Hls {
         }
         seg.complete = true;
         w.next_start = None;
+        if w.part_target.is_none() {
+            w.part_target = Some((w.max_part * 1000.0).ceil() / 1000.0);
+        }
         // keep at least three target durations, not counting the newest segment
         let target = self.target_duration(w) as f64;
         while w.segments.len() > 4 {
@@ -366,7 +348,6 @@ impl Hls {
         w.segments.clear();
         w.pending_discontinuity = false;
         w.waiting_key = true;
-        w.cut_at_key = false;
         w.next_start = None;
         w.version += 1;
     }
@@ -404,11 +385,9 @@ impl Hls {
         let ll = self.cfg.low_latency;
         if !self
             .wait_for(FIRST_WAIT, |w| {
-                // players need a whole segment (hls.js calls a playlist of parts only empty);
-                // in LL-HLS a playlist that ends exactly at a segment boundary, with no part of
-                // the next segment yet, makes hls.js re-load the last part in a loop, so the
-                // segment being built must have a part too. A fresh window's first segment is
-                // one short part (see `frame`), so both hold about 0.5 s after the key frame.
+                // a first playlist that ends exactly at a segment boundary, with no part of
+                // the next segment yet, makes hls.js re-load the last part in a loop: wait
+                // for the next segment's first part (one part time) in LL-HLS
                 w.segments.iter().any(|s| s.complete)
                     && (!ll
                         || w.segments
@@ -445,7 +424,7 @@ impl Hls {
     fn render(&self, w: &Window, q: &str) -> String {
         let ll = self.cfg.low_latency;
         let target = self.target_duration(w);
-        let part_target = w.part_target.unwrap_or(self.cfg.part_hint);
+        let part_target = w.part_target.unwrap_or(w.max_part.max(self.cfg.part_hint));
         let mut s = String::with_capacity(2048);
         s.push_str("#EXTM3U\n");
         let _ = writeln!(s, "#EXT-X-VERSION:{}", if ll { 9 } else { 7 });
@@ -690,17 +669,19 @@ mod tests {
             "{pl}"
         );
         assert!(
-            pl.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.020"),
+            pl.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.960"),
             "{pl}"
         );
-        // the hint (0.3 s) plus one frame: no part of 0.32 s, jitter or not, can exceed it
-        assert!(pl.contains("#EXT-X-PART-INF:PART-TARGET=0.340"), "{pl}");
+        assert!(pl.contains("#EXT-X-PART-INF:PART-TARGET=0.320"), "{pl}");
         assert!(pl.contains("#EXT-X-MAP:URI=\"init-1.mp4?t=abc\""));
-        // a short first segment (4 frames), one to the next key frame, then 2 s each
-        assert!(pl.contains("#EXTINF:2.000,\nseg2.m4s?t=abc"), "{pl}");
+        assert!(
+            pl.contains("#EXTINF:2.000,\nseg0.m4s?t=abc")
+                || pl.contains("#EXTINF:2.000,\nseg1.m4s?t=abc"),
+            "{pl}"
+        );
         assert!(pl.contains(",INDEPENDENT=YES"));
         assert!(
-            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part6.3.m4s?t=abc\""),
+            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part4.6.m4s?t=abc\""),
             "{pl}"
         );
         assert!(!pl.contains("DISCONTINUITY"));
@@ -727,66 +708,6 @@ mod tests {
         ] {
             assert!(h.file(bad).await.is_err(), "{bad}");
         }
-    }
-
-    #[tokio::test]
-    async fn the_first_playlist_is_ready_half_a_second_after_the_first_key_frame() {
-        let h = Hls::new(HlsConfig::default());
-        h.push(Event::Start(tracks(1)));
-        feed(&h, 0, 11, 50, 0); // 2 s GOP: the first key frame and 0.40 s after it
-        assert!(
-            tokio::time::timeout(Duration::from_millis(50), h.playlist(None, None, ""))
-                .await
-                .is_err(),
-            "no part of the second segment yet"
-        );
-        feed(&h, 11, 1, 50, 0); // 0.44 s: the part closes with the frame that fills it
-        let pl = tokio::time::timeout(Duration::from_millis(200), h.playlist(None, None, ""))
-            .await
-            .expect("answered without waiting for a GOP")
-            .unwrap();
-        // a whole first segment of one short independent part, then a part of the next
-        assert!(
-            pl.contains(
-                "#EXT-X-PART:DURATION=0.160,URI=\"part0.0.m4s\",INDEPENDENT=YES\n#EXTINF:0.160,\nseg0.m4s\n"
-            ),
-            "{pl}"
-        );
-        assert!(
-            pl.contains("#EXT-X-PART:DURATION=0.320,URI=\"part1.0.m4s\"\n"),
-            "not independent (between key frames): {pl}"
-        );
-        let target = |pl: &str| {
-            pl.lines()
-                .find(|l| l.starts_with("#EXT-X-PART-INF:"))
-                .map(str::to_string)
-        };
-        let first = target(&pl);
-        assert_eq!(first.as_deref(), Some("#EXT-X-PART-INF:PART-TARGET=0.340"));
-        // the segment after the short one ends at the next key frame (2 s), whole segments
-        // follow; a slower frame rate does not move the part target
-        feed(&h, 12, 200, 50, 0);
-        for i in 0..40 {
-            h.push(Event::Frame(Frame {
-                kind: TrackKind::Video,
-                pts: 212 * 3600 + i * 9000,
-                keyframe: i % 20 == 0,
-                data: Bytes::from(vec![1; 100]),
-                arrived: Instant::now(),
-                wall: Utc::now(),
-            }));
-        }
-        let pl = h.playlist(None, None, "").await.unwrap();
-        assert_eq!(target(&pl), first);
-        assert!(pl.contains("#EXTINF:1.840,\nseg1.m4s\n"), "{pl}");
-        // plain HLS keeps whole GOP-long segments from the start
-        let plain = Hls::new(HlsConfig {
-            low_latency: false,
-            ..HlsConfig::default()
-        });
-        plain.push(Event::Start(tracks(1)));
-        feed(&plain, 0, 13, 50, 0);
-        assert!(!plain.ready());
     }
 
     #[tokio::test]

@@ -1,41 +1,25 @@
-// Plays a camera in headless Chromium with hls.js and prints what happened as JSON: how long
-// from asking for the stream to the first `playing` event (what a person clicking a camera
-// waits), how far currentTime advanced, hls.js errors, the video size, and how far behind
-// live it played (from EXT-X-PROGRAM-DATE-TIME).
-// Usage: node play.mjs <hls_url | stream API URL> <page_port> [seconds] [token]
-// With a token, the page asks the stream API (GET /api/cameras/stream/<camera>) for the
-// hls_url itself, as a web page would on a click.
+// Plays an HLS URL in headless Chromium with hls.js and prints what happened as JSON:
+// how far currentTime advanced, hls.js errors, the video size, and how far behind live it
+// played (from EXT-X-PROGRAM-DATE-TIME). Usage: node play.mjs <hls_url> <page_port> [seconds]
 import fs from 'node:fs';
 import http from 'node:http';
 import { chromium } from 'playwright-core';
 
-const [url, pagePort, seconds = '8', token = ''] = process.argv.slice(2);
+const [url, pagePort, seconds = '8'] = process.argv.slice(2);
 const hlsJs = fs.readFileSync(new URL('./node_modules/hls.js/dist/hls.min.js', import.meta.url));
 const html = `<!doctype html><meta charset=utf-8><video id=v muted autoplay playsinline></video>
 <script src="/hls.js"></script><script>
-window.result = { errors: [], fatal: null, firstPlayingMs: null };
+window.result = { errors: [], fatal: null };
 const v = document.getElementById('v');
 const hls = new Hls({ lowLatencyMode: true });
-window.hls = hls;
 hls.on(Hls.Events.ERROR, (_e, d) => {
   window.result.errors.push(d.details + (d.fatal ? ' (fatal)' : ''));
   if (d.fatal) window.result.fatal = d.details;
 });
-const t0 = performance.now();
-v.addEventListener('playing', () => {
-  if (window.result.firstPlayingMs === null) window.result.firstPlayingMs = performance.now() - t0;
-});
-(async () => {
-  let src = ${JSON.stringify(url)};
-  const token = ${JSON.stringify(token)};
-  if (token) {
-    const r = await fetch(src, { headers: { authorization: 'Bearer ' + token } });
-    src = (await r.json()).hls_url;
-  }
-  hls.loadSource(src);
-  hls.attachMedia(v);
-  v.play().catch(() => {});
-})();
+hls.loadSource(${JSON.stringify(url)});
+hls.attachMedia(v);
+v.play().catch(() => {});
+window.hls = hls;
 </script>`;
 
 const server = http
@@ -56,7 +40,7 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--autoplay-policy=no-user-gesture-required'],
 });
-const out = { started: false, advanced: 0, latencies: [], errors: [], fatal: null, width: 0, height: 0, firstPlayingMs: null };
+const out = { started: false, advanced: 0, latencies: [], errors: [], fatal: null, width: 0, height: 0 };
 try {
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${pagePort}/`);
@@ -64,7 +48,7 @@ try {
     t: document.getElementById('v').currentTime,
     w: document.getElementById('v').videoWidth,
     h: document.getElementById('v').videoHeight,
-    pdt: window.hls && window.hls.playingDate ? window.hls.playingDate.getTime() : null,
+    pdt: window.hls.playingDate ? window.hls.playingDate.getTime() : null,
     now: Date.now(),
     r: window.result,
   }));
@@ -85,7 +69,6 @@ try {
   out.advanced = s.t - t0;
   out.errors = s.r.errors;
   out.fatal = s.r.fatal;
-  out.firstPlayingMs = s.r.firstPlayingMs;
   out.width = s.w;
   out.height = s.h;
 } finally {
