@@ -34,6 +34,8 @@ pub struct App {
     pub tokens: Tokens,
     pub passwords: Passwords,
     pub limiter: LoginLimiter,
+    /// Logins recently checked, so media requests do not verify and read the store each time.
+    pub grants: crate::auth::grants::Grants,
     pub sealer: Sealer,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
@@ -159,6 +161,7 @@ impl App {
             ),
             passwords: Passwords::new()?,
             limiter: LoginLimiter::new(clock.clone()),
+            grants: crate::auth::grants::Grants::new(config.database.is_none()),
             sealer: Sealer::new(&secret),
             streams,
             store,

@@ -301,13 +301,20 @@ async fn contract(s: Server) {
     )
     .await;
 
-    // tokens that must all be refused
+    // tokens that must all be refused (each used once before, so a remembered check would
+    // let it through)
     let revoked = s.login("admin", support::ADMIN_PW).await;
+    let (st, _) = s
+        .call("GET", "/api/users", Some(&revoked), Value::Null)
+        .await;
+    assert_eq!(st, 200);
     let (st, _) = s
         .call("POST", "/api/auth/logout", Some(&revoked), Value::Null)
         .await;
     assert_eq!(st, 200);
     let (gone_id, gone) = s.add_user(&admin, "gone", "admin").await;
+    let (st, _) = s.call("GET", "/api/users", Some(&gone), Value::Null).await;
+    assert_eq!(st, 200);
     let (st, _) = s
         .call(
             "DELETE",

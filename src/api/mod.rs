@@ -267,12 +267,27 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<(User, Cl
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 4096)
         .ok_or_else(|| Error::unauthorized("Authorization must be 'Bearer <token>'"))?;
+    let now = app.clock.now().timestamp();
+    if let Some(crate::auth::grants::Grant {
+        user,
+        claims: Some(claims),
+        ..
+    }) = app.grants.get(token, now)
+    {
+        return Ok(Some((user, claims)));
+    }
+    let epoch = app.grants.epoch();
     let claims = app.tokens.verify(token)?;
     let uid = claims
         .user_id()
         .ok_or_else(|| Error::unauthorized("invalid token"))?;
     match app.store.session(uid, &claims.jti).await? {
-        Session::Active(user) => Ok(Some((user, claims))),
+        Session::Active(user) => {
+            let (u, c) = (user.clone(), claims.clone());
+            app.grants
+                .put(token.to_string(), epoch, u, Some(c), claims.exp);
+            Ok(Some((user, claims)))
+        }
         Session::Revoked => Err(Error::unauthorized("token has been revoked")),
         Session::NoUser => Err(Error::unauthorized("the token's user no longer exists")),
     }
@@ -404,7 +419,12 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
                     body,
                     peer,
                 );
-                guarded(&rid, &method, &path, out).await
+                let resp = guarded(&rid, &method, &path, out).await;
+                if !matches!(method, Method::GET | Method::HEAD) {
+                    // it may have changed who may do what (logout, a user deleted, a role)
+                    app.grants.invalidate();
+                }
+                resp
             }
         },
     };
@@ -491,21 +511,30 @@ async fn dispatch(
             } else {
                 first.to_string()
             };
-            let camera = scope.as_str();
-            let pc = app.tokens.verify_player(token, camera)?;
-            let uid = pc
-                .sub
-                .parse()
-                .map_err(|_| Error::unauthorized("invalid player token"))?;
-            match app.store.session(uid, &pc.sid).await? {
-                Session::Active(u) => (Some(u), None),
-                Session::Revoked => {
-                    return Err(Error::unauthorized(
-                        "the login behind this player token has ended",
-                    ))
-                }
-                Session::NoUser => {
-                    return Err(Error::unauthorized("the token's user no longer exists"))
+            // a player token is cached with what it was checked for
+            let key = format!("{scope}\n{token}");
+            if let Some(g) = app.grants.get(&key, app.clock.now().timestamp()) {
+                (Some(g.user), None)
+            } else {
+                let epoch = app.grants.epoch();
+                let pc = app.tokens.verify_player(token, &scope)?;
+                let uid = pc
+                    .sub
+                    .parse()
+                    .map_err(|_| Error::unauthorized("invalid player token"))?;
+                match app.store.session(uid, &pc.sid).await? {
+                    Session::Active(u) => {
+                        app.grants.put(key, epoch, u.clone(), None, pc.exp);
+                        (Some(u), None)
+                    }
+                    Session::Revoked => {
+                        return Err(Error::unauthorized(
+                            "the login behind this player token has ended",
+                        ))
+                    }
+                    Session::NoUser => {
+                        return Err(Error::unauthorized("the token's user no longer exists"))
+                    }
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! calls [`authorize`]; no handler looks at a role by itself. [`scope`] is the single table
 //! that maps a role and an action to "any camera", "assigned cameras" or "never".
 
+pub mod grants;
 pub mod jwt;
 pub mod limiter;
 pub mod password;
