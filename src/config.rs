@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// Seconds without a heartbeat after which a node counts as down.
     #[arg(long, env = "NODE_STALE_SECONDS")]
     pub node_stale_seconds: Option<String>,
+    /// Threads that run the async work (RTSP, HTTP, HLS); disk writes and password hashing
+    /// have their own pool.
+    #[arg(long, env = "WORKER_THREADS")]
+    pub worker_threads: Option<String>,
 }
 
 /// Where PostgreSQL is, as given (parsed by the Postgres back end).
@@ -187,6 +191,8 @@ pub struct Config {
     /// `NODE_URL`, without a trailing slash; `None`: [`default_node_url`] of the bound address.
     pub node_url: Option<String>,
     pub node_stale_secs: u64,
+    /// `WORKER_THREADS`.
+    pub worker_threads: usize,
 }
 
 /// The machine's host name (`NODE_NAME`'s default).
@@ -483,6 +489,7 @@ impl Config {
             node_name: node_name(a)?,
             node_url: node_url(a)?,
             node_stale_secs: int("NODE_STALE_SECONDS", &a.node_stale_seconds, 10, 2, 3600)?,
+            worker_threads: int("WORKER_THREADS", &a.worker_threads, 1, 1, 64)? as usize,
             database,
             listen_addr,
             data_dir,

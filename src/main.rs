@@ -197,14 +197,26 @@ fn camsim(a: CamsimArgs) -> i32 {
     })
 }
 
+/// The async runtime, one worker per core.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("vigia: cannot start the runtime: {e}");
-            std::process::exit(1);
-        })
+    build_runtime(tokio::runtime::Builder::new_multi_thread())
+}
+
+/// The server's runtime: `workers` threads (`WORKER_THREADS`, default 1). One is enough for
+/// 128 cameras with players (~0.4 core) and costs ~25 % less CPU than one per core at 32: a
+/// second idle worker is woken to steal every newly ready task, a thread switch each time.
+/// Disk writes and password hashing run on the blocking pool, beside it.
+fn server_runtime(workers: usize) -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(workers);
+    build_runtime(b)
+}
+
+fn build_runtime(mut b: tokio::runtime::Builder) -> tokio::runtime::Runtime {
+    b.enable_all().build().unwrap_or_else(|e| {
+        eprintln!("vigia: cannot start the runtime: {e}");
+        std::process::exit(1);
+    })
 }
 
 #[cfg(feature = "postgres")]
@@ -314,7 +326,8 @@ fn main() {
                 }
             };
             init_logging();
-            if let Err(e) = runtime().block_on(vigia::app::run(config)) {
+            if let Err(e) = server_runtime(config.worker_threads).block_on(vigia::app::run(config))
+            {
                 tracing::error!("{}", e.message);
                 // a key that does not match the shared database is a configuration error
                 let code = if e.kind == vigia::error::Kind::Conflict {
@@ -342,7 +355,8 @@ fn main() {
                 }
             };
             init_logging();
-            if let Err(e) = runtime().block_on(vigia::demo::run(config)) {
+            if let Err(e) = server_runtime(config.worker_threads).block_on(vigia::demo::run(config))
+            {
                 tracing::error!("{}", e.message);
                 std::process::exit(1);
             }
