@@ -1,18 +1,13 @@
 //! Wiring: data directory and secret key, the store, the auth services, the HTTP listener
 //! (plain or rustls), background upkeep, and the shutdown path.
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::auth::jwt::Tokens;
@@ -36,6 +31,8 @@ pub struct App {
     pub limiter: LoginLimiter,
     /// Logins recently checked, so media requests do not verify and read the store each time.
     pub grants: crate::auth::grants::Grants,
+    /// Open HTTP connections, per address, and those refused or timed out.
+    pub connections: Arc<crate::api::server::Connections>,
     pub sealer: Sealer,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
@@ -46,11 +43,6 @@ pub struct App {
     /// Background tasks, stopped and joined at shutdown before recordings close.
     pub tasks: crate::system::tasks::Tasks,
 }
-
-/// Most connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 2048;
-/// How long shutdown waits for in-flight requests.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Reads `DATA_DIR/secret_key`, creating it (256 random bits, mode 0600) on first start.
 pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>> {
@@ -162,6 +154,7 @@ impl App {
             passwords: Passwords::new()?,
             limiter: LoginLimiter::new(clock.clone()),
             grants: crate::auth::grants::Grants::new(config.database.is_none()),
+            connections: Default::default(),
             sealer: Sealer::new(&secret),
             streams,
             store,
@@ -411,7 +404,7 @@ pub async fn run(config: Config) -> Result<()> {
     };
     // stop accepting, let in-flight requests finish, then close every recording (last
     // fragment written, rows final) and TEARDOWN every camera session: bounded in time
-    serve(app.clone(), listener, tls, stop).await;
+    crate::api::server::serve(app.clone(), listener, tls, stop).await;
     // first what could start, write or beat again (resumes, hand-overs, the disk watcher, the
     // heartbeat), then the recordings, then the sessions; the node is marked down last, so
     // another box takes its cameras only once their files here are closed
@@ -442,86 +435,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = int.recv() => info!("SIGINT: shutting down"),
-    }
-}
-
-/// Accepts connections until `shutdown` completes, then lets in-flight requests finish.
-pub async fn serve(
-    app: Arc<App>,
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(15));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let svc = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(crate::api::handle(app, req, peer).await) }
-        });
-        match &tls {
-            None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                    drop(permit);
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            return tracing::debug!(%peer, error = %e, "TLS handshake failed")
-                        }
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
-                    drop(permit);
-                });
-            }
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(SHUTDOWN_GRACE) => warn!("in-flight requests did not finish in time"),
     }
 }

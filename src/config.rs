@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// have their own pool.
     #[arg(long, env = "WORKER_THREADS")]
     pub worker_threads: Option<String>,
+    /// Most HTTP connections open at once from one address.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<String>,
 }
 
 /// Where PostgreSQL is, as given (parsed by the Postgres back end).
@@ -193,6 +196,8 @@ pub struct Config {
     pub node_stale_secs: u64,
     /// `WORKER_THREADS`.
     pub worker_threads: usize,
+    /// `MAX_CONNECTIONS_PER_IP`.
+    pub max_connections_per_ip: usize,
 }
 
 /// The machine's host name (`NODE_NAME`'s default).
@@ -490,6 +495,13 @@ impl Config {
             node_url: node_url(a)?,
             node_stale_secs: int("NODE_STALE_SECONDS", &a.node_stale_seconds, 10, 2, 3600)?,
             worker_threads: int("WORKER_THREADS", &a.worker_threads, 1, 1, 64)? as usize,
+            max_connections_per_ip: int(
+                "MAX_CONNECTIONS_PER_IP",
+                &a.max_connections_per_ip,
+                128,
+                1,
+                crate::api::server::MAX_CONNECTIONS as u64,
+            )? as usize,
             database,
             listen_addr,
             data_dir,

@@ -113,7 +113,7 @@ pub async fn run(mut config: Config) -> Result<()> {
     println!(
         "  API:    curl -s -XPOST {base}/api/auth/login -d '{{\"username\":\"admin\",\"password\":\"{password}\"}}'"
     );
-    app::serve(app.clone(), listener, None, app::shutdown_signal()).await;
+    crate::api::server::serve(app.clone(), listener, None, app::shutdown_signal()).await;
     app.streams
         .stop_all(std::time::Duration::from_secs(5))
         .await;

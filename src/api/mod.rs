@@ -11,6 +11,7 @@ pub mod cameras;
 pub mod discovery;
 pub mod nvr;
 pub mod response;
+pub mod server;
 pub mod streams;
 pub mod system;
 pub mod users;
@@ -18,7 +19,7 @@ pub mod users;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -297,8 +298,31 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<(User, Cl
 /// client gets its 413 and can reuse the connection; larger ones are cut off.
 const DRAIN_LIMIT: u64 = 1024 * 1024;
 
+/// How long a client may take to send a whole request body (a slow sender holds a connection).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads the body within [`BODY_TIMEOUT`] (else 408, and the connection is closed).
+async fn read_body(body: Incoming, headers: &HeaderMap) -> Result<Bytes, (Error, bool)> {
+    match tokio::time::timeout(BODY_TIMEOUT, read_body_bounded(body, headers)).await {
+        Ok(r) => r,
+        Err(_) => Err((
+            Error::new(
+                Kind::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ),
+            true,
+        )),
+    }
+}
+
 /// Reads the body, keeping at most [`MAX_BODY_BYTES`]. `Err((413, close))` when over the limit.
-async fn read_body(mut body: Incoming, headers: &HeaderMap) -> Result<Bytes, (Error, bool)> {
+async fn read_body_bounded(
+    mut body: Incoming,
+    headers: &HeaderMap,
+) -> Result<Bytes, (Error, bool)> {
     let too_large = || {
         Error::new(
             Kind::PayloadTooLarge,

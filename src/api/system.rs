@@ -94,7 +94,16 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
             "payload_bytes": c.app.recordings.counters.payload_out.load(std::sync::atomic::Ordering::Relaxed),
             "file_bytes": c.app.recordings.counters.file_bytes.load(std::sync::atomic::Ordering::Relaxed),
         },
-        "limits": { "max_streams": c.app.config.max_streams },
+        "http": {
+            "connections_open": c.app.connections.open(),
+            "refused_over_per_ip_cap": c.app.connections.refused.load(std::sync::atomic::Ordering::Relaxed),
+            "closed_for_timeout": c.app.connections.timed_out.load(std::sync::atomic::Ordering::Relaxed),
+        },
+        "limits": {
+            "max_streams": c.app.config.max_streams,
+            "max_connections": crate::api::server::MAX_CONNECTIONS,
+            "max_connections_per_ip": c.app.config.max_connections_per_ip,
+        },
         "memory": { "rss_bytes": crate::system::host::rss_bytes() },
         "disk": { "data_dir": disk(&c.app.config.data_dir) },
     });
