@@ -41,7 +41,7 @@ BASE="http://127.0.0.1:$PORT"
 start() { # $1 = data dir, $2 = log level, rest = extra environment
   local dir=$1 level=$2; shift 2
   [ -z "$PID" ] || { kill "$PID"; wait "$PID" 2>/dev/null || true; }
-  env "$@" LOG_LEVEL="$level" DATA_DIR="$dir" LISTEN_ADDR="127.0.0.1:$PORT" \
+  env "$@" MAX_CONNECTIONS_PER_IP=2048 LOG_LEVEL="$level" DATA_DIR="$dir" LISTEN_ADDR="127.0.0.1:$PORT" \
     SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 ./target/release/vigia serve 2>>"$WORK/log" &
   PID=$!
   local t0; t0=$(date +%s.%N)

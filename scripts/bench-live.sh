@@ -48,7 +48,7 @@ for N in $COUNTS; do
   # --- vigia with N cameras and N pollers
   DATA="$WORK/data-$N"; mkdir -p "$DATA"
   PORT=$((20000 + RANDOM % 20000)); BASE="http://127.0.0.1:$PORT"
-  LOG_LEVEL=warn MAX_STREAMS=1024 DATA_DIR="$DATA" LISTEN_ADDR="127.0.0.1:$PORT" SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 \
+  LOG_LEVEL=warn MAX_STREAMS=1024 MAX_CONNECTIONS_PER_IP=2048 DATA_DIR="$DATA" LISTEN_ADDR="127.0.0.1:$PORT" SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 \
     ./target/$PROFILE/vigia serve 2>"$WORK/vigia-$N.log" &
   VIGIA=$!; PIDS+=($VIGIA)
   for _ in $(seq 100); do curl -sf "$BASE/health" >/dev/null && break; sleep 0.05; done

@@ -36,7 +36,7 @@ run() { # $1 = label, $2 = watch (0/1)
   local DATA="$WORK/data-$2" PORT=$((20000 + RANDOM % 20000))
   local BASE="http://127.0.0.1:$PORT"
   mkdir -p "$DATA"
-  LOG_LEVEL=warn MAX_STREAMS=1024 MIN_FREE_DISK_MB=64 DATA_DIR="$DATA" LISTEN_ADDR="127.0.0.1:$PORT" \
+  LOG_LEVEL=warn MAX_STREAMS=1024 MAX_CONNECTIONS_PER_IP=2048 MIN_FREE_DISK_MB=64 DATA_DIR="$DATA" LISTEN_ADDR="127.0.0.1:$PORT" \
     SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 ./target/release/vigia serve 2>"$WORK/vigia-$2.log" &
   local V=$!; PIDS+=($V)
   for _ in $(seq 100); do curl -sf "$BASE/health" >/dev/null && break; sleep 0.05; done

@@ -29,7 +29,7 @@ PIDS+=($!)
 for _ in $(seq 50); do grep -q READY "$WORK/camsim.out" 2>/dev/null && break; sleep 0.1; done
 RTSP="rtsp://127.0.0.1:$(awk '/READY/{print $2}' "$WORK/camsim.out")"
 PORT=$((20000 + RANDOM % 20000)); BASE="http://127.0.0.1:$PORT"
-LOG_LEVEL=warn MAX_STREAMS=1024 DATA_DIR="$WORK" LISTEN_ADDR="127.0.0.1:$PORT" \
+LOG_LEVEL=warn MAX_STREAMS=1024 MAX_CONNECTIONS_PER_IP=2048 DATA_DIR="$WORK" LISTEN_ADDR="127.0.0.1:$PORT" \
   SECRET_KEY=profile-secret-key-0123456789abcdef0123456789 env ${VIGIA_PRELOAD:+LD_PRELOAD=$VIGIA_PRELOAD} $BIN/vigia serve 2>"$WORK/vigia.log" &
 VIGIA=$!; PIDS+=($VIGIA)
 for _ in $(seq 100); do curl -sf "$BASE/health" >/dev/null && break; sleep 0.05; done

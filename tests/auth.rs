@@ -206,6 +206,171 @@ async fn repeated_failures_from_one_address_get_429_with_retry_after() {
     );
 }
 
+/// A client whose connections come from `ip` (a 127.0.0.0/8 address).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn login_status(client: &reqwest::Client, s: &Server, user: &str, pw: &str) -> u16 {
+    client
+        .post(s.url("/api/auth/login"))
+        .json(&json!({"username": user, "password": pw}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Counts of each status among `statuses`.
+fn tally(statuses: &[u16]) -> std::collections::BTreeMap<u16, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for s in statuses {
+        *m.entry(*s).or_insert(0) += 1;
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_get_at_most_ten_answers() {
+    let s = Server::start();
+    s.bootstrap_admin().await;
+    let c = client_from("127.0.0.21");
+    let mut all = Vec::new();
+    for _ in 0..2 {
+        let batch = (0..100).map(|_| login_status(&c, &s, "admin", "wrong-password"));
+        all.extend(futures_util::future::join_all(batch).await);
+    }
+    let t = tally(&all);
+    assert!(t.get(&401).copied().unwrap_or(0) <= 10, "{t:?}");
+    assert_eq!(
+        t.get(&401).copied().unwrap_or(0) + t.get(&429).copied().unwrap_or(0),
+        200,
+        "{t:?}"
+    );
+}
+
+#[tokio::test]
+async fn logging_into_another_account_does_not_clear_the_guesses() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    s.add_user(&admin, "bob", "user").await;
+    let c = client_from("127.0.0.22");
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        for _ in 0..9 {
+            seen.push(login_status(&c, &s, "admin", "wrong-password").await);
+        }
+        seen.push(login_status(&c, &s, "bob", "bob-password").await);
+    }
+    let failures = seen.iter().filter(|s| **s == 401).count();
+    assert_eq!(failures, 10, "{seen:?}");
+    let tenth = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s == 401)
+        .nth(9)
+        .unwrap()
+        .0;
+    assert!(seen[tenth + 1..].iter().all(|s| *s == 429), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_distributed_guess_is_slowed_and_the_owner_still_gets_in() {
+    let s = Server::start();
+    s.bootstrap_admin().await; // logs in from 127.0.0.1
+    for i in 0..10 {
+        let c = client_from(&format!("127.0.1.{}", i + 1));
+        assert_eq!(login_status(&c, &s, "admin", "wrong-password").await, 401);
+    }
+    let c = client_from("127.0.2.1");
+    assert_eq!(login_status(&c, &s, "admin", "wrong-password").await, 401);
+    let resp = client_from("127.0.2.2")
+        .post(s.url("/api/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        429,
+        "a new address waits its turn at this account"
+    );
+    assert!(resp.headers().contains_key("retry-after"));
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("for this account"),
+        "{v}"
+    );
+    // the address the admin logged in from before is not slowed
+    assert_eq!(login_status(&s.client, &s, "admin", ADMIN_PW).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_is_shed_and_health_stays_quick() {
+    let s = Server::start();
+    s.bootstrap_admin().await;
+    let health = s.url("/health");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        let client = s.client.clone();
+        tokio::spawn(async move {
+            let mut worst = std::time::Duration::ZERO;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                assert_eq!(client.get(&health).send().await.unwrap().status(), 200);
+                worst = worst.max(t.elapsed());
+                n += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            (worst, n)
+        })
+    };
+    // 1 000 logins at once, 10 from each of 100 addresses (under the per-address limit), for
+    // unknown users (each hashed against the dummy, as a real one would be)
+    let began = Instant::now();
+    let clients: Vec<_> = (0..100)
+        .map(|i| client_from(&format!("127.0.3.{}", i + 1)))
+        .collect();
+    let all = futures_util::future::join_all((0..1000).map(|i| {
+        let (c, s) = (&clients[i % 100], &s);
+        async move {
+            let r = c
+                .post(s.url("/api/auth/login"))
+                .json(&json!({"username": format!("nobody{i}"), "password": "guess-guess"}))
+                .send()
+                .await
+                .unwrap();
+            let retry = r.headers().get("retry-after").is_some();
+            (r.status().as_u16(), retry)
+        }
+    }))
+    .await;
+    let took = began.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst, polls) = poller.await.unwrap();
+    let t = tally(&all.iter().map(|(s, _)| *s).collect::<Vec<_>>());
+    assert_eq!(
+        t.keys().copied().collect::<Vec<_>>(),
+        vec![401, 503],
+        "{t:?}"
+    );
+    assert!(
+        all.iter().filter(|(s, _)| *s == 503).all(|(_, r)| *r),
+        "503s carry Retry-After"
+    );
+    assert!(polls >= 3, "{polls} polls in {took:?}");
+    assert!(
+        worst < std::time::Duration::from_millis(200),
+        "/health took {worst:?} during the flood"
+    );
+}
+
 #[tokio::test]
 async fn logout_revokes_persistently_and_other_tokens_live_on() {
     let mut s = Server::start();

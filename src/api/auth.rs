@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::response::{self, Body};
 use super::Ctx;
+use crate::auth::limiter::Refused;
 use crate::auth::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::auth::{authorize, Action};
 use crate::error::{Error, Kind, Result};
@@ -58,17 +59,22 @@ pub fn validate_password(pw: &str) -> Result<()> {
 
 pub async fn login(c: Ctx) -> Result<Response<Body>> {
     let ip = c.peer.ip();
-    if let Some(wait) = c.app.limiter.check(ip) {
-        return Err(Error::new(
-            Kind::TooManyRequests,
-            format!("too many failed logins from this address; try again in {wait} s"),
-        )
-        .with_retry_after(wait));
-    }
     let req: LoginRequest = c.json()?;
     if req.password.chars().count() > MAX_PASSWORD_LEN || req.username.len() > 256 {
         return Err(Error::bad_request("username or password is too long"));
     }
+    // decided before hashing: attempts still being hashed count as failures
+    let attempt = c.app.limiter.begin(ip, &req.username).map_err(|r| {
+        let (wait, whose) = match r {
+            Refused::Address(w) => (w, "from this address"),
+            Refused::Account(w) => (w, "for this account"),
+        };
+        Error::new(
+            Kind::TooManyRequests,
+            format!("too many failed logins {whose}; try again in {wait} s"),
+        )
+        .with_retry_after(wait)
+    })?;
     let found = c.app.store.user_credentials(&req.username).await?;
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), Some(h)),
@@ -78,12 +84,12 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            c.app.limiter.failed(ip);
+            attempt.failed();
             warn!(peer = %ip, "failed login");
             return Err(Error::unauthorized("invalid username or password"));
         }
     };
-    c.app.limiter.succeeded(ip);
+    attempt.succeeded();
     let (token, _) = c.app.tokens.issue(&user)?;
     info!(user_id = user.id, "login");
     Ok(response::ok(&json!({ "token": token, "user": user })))

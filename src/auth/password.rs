@@ -1,13 +1,15 @@
 //! Password hashing with argon2id at OWASP's parameters (m = 19 MiB, t = 2, p = 1).
 //!
-//! Hashing costs tens of milliseconds and 19 MiB, so it runs on the blocking pool behind a
-//! semaphore (one hash per core at a time: a login storm cannot exhaust memory). The 19 MiB are
+//! Hashing costs tens of milliseconds and 19 MiB, so it runs on its own threads, one per core,
+//! at a lower CPU priority (nice 10), with a short waiting line (then 503 at once): a login
+//! storm can neither exhaust memory nor take CPU from video and the API. The 19 MiB are
 //! mapped from the kernel for each hash and unmapped after it ([`Scratch`]), so they never sit
 //! in the allocator's free lists (mimalloc keeps freed memory for reuse). A login for an
 //! unknown user verifies against a dummy hash, so it takes as long as one for a real user.
 
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 
 use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -152,6 +154,54 @@ fn matches(password: &[u8], stored: &str) -> bool {
 pub struct Passwords {
     dummy_hash: Arc<String>,
     permits: Arc<Semaphore>,
+    /// Requests waiting for a hashing slot, at most `queue`.
+    waiting: Arc<AtomicUsize>,
+    queue: usize,
+    jobs: Arc<Mutex<mpsc::Sender<Job>>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts `n` hashing threads at nice 10: when logins and video want the same core, video
+/// and the API win (a login storm slows logins, not the box).
+fn start_hashers(n: usize) -> Result<mpsc::Sender<Job>> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..n {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name("vigia-hash".into())
+            .spawn(move || {
+                // SAFETY: setpriority on this thread's own id (Linux threads have their own nice)
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+                }
+                loop {
+                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match job {
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start a hashing thread: {e}")))?;
+    }
+    Ok(tx)
+}
+
+/// Hashes that may wait for a slot, per slot: past that, 503 at once (a login flood gets no
+/// unbounded queue, memory or latency).
+const QUEUE_PER_SLOT: usize = 4;
+
+/// One place in the waiting line, given back when dropped (also when the client leaves).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Passwords {
@@ -160,18 +210,39 @@ impl Passwords {
         Ok(Passwords {
             dummy_hash: Arc::new(hash_now(b"vigia dummy password for timing")?),
             permits: Arc::new(Semaphore::new(cores)),
+            jobs: Arc::new(Mutex::new(start_hashers(cores)?)),
+            waiting: Arc::default(),
+            queue: QUEUE_PER_SLOT * cores,
         })
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
+        let _permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let place = Waiting(self.waiting.clone());
+                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+                    drop(place);
+                    return Err(Error::unavailable(
+                        "busy checking other passwords; retry in a moment",
+                    )
+                    .with_retry_after(1));
+                }
+                let p = self.permits.clone().acquire_owned().await;
+                drop(place);
+                p.map_err(|_| Error::internal("password hasher closed"))?
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
             .map_err(|_| Error::internal("password hasher closed"))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::internal(format!("password task failed: {e}")))
+        rx.await
+            .map_err(|_| Error::internal("password task failed"))
     }
 
     /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
