@@ -33,6 +33,8 @@ pub struct App {
     pub grants: crate::auth::grants::Grants,
     /// Open HTTP connections, per address, and those refused or timed out.
     pub connections: Arc<crate::api::server::Connections>,
+    /// Host names requests may carry besides addresses and `localhost` (DNS rebinding).
+    pub host_names: Vec<String>,
     pub sealer: Sealer,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
@@ -155,6 +157,7 @@ impl App {
             limiter: LoginLimiter::new(clock.clone()),
             grants: crate::auth::grants::Grants::new(config.database.is_none()),
             connections: Default::default(),
+            host_names: crate::api::host::own_names(&config, &crate::config::host_name()),
             sealer: Sealer::new(&secret),
             streams,
             store,

@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Comma-separated origins allowed by CORS (`*` for any).
     #[arg(long, env = "ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
+    /// Comma-separated host names the box answers to besides its addresses, `localhost` and
+    /// its own host name (`*` for any name).
+    #[arg(long, env = "ALLOWED_HOSTS")]
+    pub allowed_hosts: Option<String>,
     /// Most camera sessions open at once.
     #[arg(long, env = "MAX_STREAMS")]
     pub max_streams: Option<String>,
@@ -172,6 +176,10 @@ pub struct Config {
     pub jwt_algorithm: Algorithm,
     pub jwt_expiration_secs: u64,
     pub allowed_origins: Vec<String>,
+    /// `ALLOWED_HOSTS` without `*`, lowercased.
+    pub allowed_hosts: Vec<String>,
+    /// `ALLOWED_HOSTS` has `*`: any `Host` is answered.
+    pub any_host: bool,
     pub max_streams: u32,
     pub stream_timeout_secs: u64,
     pub cache_ttl_secs: u64,
@@ -201,7 +209,7 @@ pub struct Config {
 }
 
 /// The machine's host name (`NODE_NAME`'s default).
-fn host_name() -> String {
+pub fn host_name() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -408,6 +416,25 @@ impl Config {
                 ))
             }
         };
+        let allowed_hosts: Vec<String> = nonempty(&a.allowed_hosts)
+            .map(|v| {
+                v.split(',')
+                    .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = allowed_hosts.iter().find(|h| {
+            *h != "*"
+                && !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+        }) {
+            return Err(err(
+                "ALLOWED_HOSTS",
+                format!("'{bad}' is not a host name (a comma-separated list of names, or *)"),
+            ));
+        }
         let allowed_origins = nonempty(&a.allowed_origins)
             .map(|s| {
                 s.split(',')
@@ -515,6 +542,12 @@ impl Config {
                 30 * 86400,
             )?,
             allowed_origins,
+            allowed_hosts: allowed_hosts
+                .iter()
+                .filter(|h| *h != "*")
+                .cloned()
+                .collect(),
+            any_host: allowed_hosts.iter().any(|h| h == "*"),
             max_streams: int("MAX_STREAMS", &a.max_streams, 128, 1, 4096)?,
             stream_timeout_secs: int("STREAM_TIMEOUT", &a.stream_timeout, 300, 0, 86400)?,
             cache_ttl_secs: int("CACHE_TTL", &a.cache_ttl, 300, 0, 86400)?,

@@ -42,7 +42,7 @@ pub async fn run(mut config: Config) -> Result<()> {
             CreateMode::FirstUser,
         )
         .await?;
-    let (_, login) = app.tokens.issue(&admin)?;
+    let (_, login) = app.tokens.issue(&admin, 0)?;
     let mut cams = Vec::new();
     for ch in 1..=CAMERAS {
         let id = camera::camera_id("127.0.0.1", ch);

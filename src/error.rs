@@ -20,6 +20,8 @@ pub enum Kind {
     Conflict,
     /// The client took too long to send its request (408).
     RequestTimeout,
+    /// Addressed by a name this box does not answer to (421; DNS rebinding defence).
+    MisdirectedRequest,
     PayloadTooLarge,
     RangeNotSatisfiable,
     TooManyRequests,
@@ -39,6 +41,7 @@ impl Kind {
             Kind::MethodNotAllowed => 405,
             Kind::Conflict => 409,
             Kind::RequestTimeout => 408,
+            Kind::MisdirectedRequest => 421,
             Kind::PayloadTooLarge => 413,
             Kind::RangeNotSatisfiable => 416,
             Kind::TooManyRequests => 429,
@@ -58,6 +61,7 @@ impl Kind {
             Kind::MethodNotAllowed => "method_not_allowed",
             Kind::Conflict => "conflict",
             Kind::RequestTimeout => "request_timeout",
+            Kind::MisdirectedRequest => "misdirected_request",
             Kind::PayloadTooLarge => "payload_too_large",
             Kind::RangeNotSatisfiable => "range_not_satisfiable",
             Kind::TooManyRequests => "too_many_requests",

@@ -482,3 +482,160 @@ async fn secrets_never_reach_the_log() {
         );
     }
 }
+
+#[tokio::test]
+async fn passwords_change_and_every_older_token_stops() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    let cams = support::cams::Camsim::start();
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.0.7", "rtsp_url": cams.url("cam1")}),
+    )
+    .await;
+    let (uid, t1) = s.add_user(&admin, "ana", "user").await;
+    s.call(
+        "POST",
+        &format!("/api/users/{uid}/cameras"),
+        Some(&admin),
+        json!({"camera_ips": ["127.0.0.7"]}),
+    )
+    .await;
+    let t2 = s.login("ana", "ana-password").await;
+    let player = s.start_stream(&t1, "127.0.0.7").await["hls_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let works = async |t: &str| {
+        s.call("GET", "/api/cameras/list", Some(t), Value::Null)
+            .await
+            .0
+            == 200
+    };
+    assert!(works(&t1).await && works(&t2).await);
+
+    // her own change: the old password is required, and a short new one is refused
+    let change = async |t: &str, old: &str, new: &str| {
+        s.call(
+            "POST",
+            "/api/auth/password",
+            Some(t),
+            json!({"old_password": old, "new_password": new}),
+        )
+        .await
+    };
+    let (st, v) = change(&t1, "not-her-password", "ana-new-password").await;
+    assert_error(st, &v, 401, "unauthorized");
+    let (st, v) = change(&t1, "ana-password", "short").await;
+    assert_error(st, &v, 400, "bad_request");
+    let (st, v) = change(&t1, "ana-password", "ana-new-password").await;
+    assert_eq!(st, 200, "{v}");
+    let t3 = v["token"].as_str().unwrap().to_string();
+    assert!(
+        !works(&t1).await,
+        "the token used for the change is replaced"
+    );
+    assert!(!works(&t2).await, "her other session has ended");
+    assert_eq!(
+        reqwest::get(&player).await.unwrap().status(),
+        401,
+        "and its player URLs"
+    );
+    assert!(works(&t3).await, "the token the change returned works");
+    let c = client_from("127.0.0.23");
+    assert_eq!(login_status(&c, &s, "ana", "ana-password").await, 401);
+    assert_eq!(login_status(&c, &s, "ana", "ana-new-password").await, 200);
+
+    // an admin resets it: all her sessions end
+    let (st, v) = s
+        .call(
+            "PUT",
+            &format!("/api/users/{uid}"),
+            Some(&admin),
+            json!({"password": "reset-by-admin"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["user"]["role"], "user", "role unchanged");
+    assert!(!works(&t3).await);
+    let t4 = s.login("ana", "reset-by-admin").await;
+    assert!(works(&t4).await);
+    // she may not reset anyone's, nor end anyone's sessions
+    let (st, v) = s
+        .call(
+            "PUT",
+            &format!("/api/users/{uid}"),
+            Some(&t4),
+            json!({"password": "self-reset-pw"}),
+        )
+        .await;
+    assert_error(st, &v, 403, "forbidden");
+    let (st, v) = s
+        .call("POST", "/api/users/1/logout-all", Some(&t4), Value::Null)
+        .await;
+    assert_error(st, &v, 403, "forbidden");
+    // an admin ends her sessions
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/api/users/{uid}/logout-all"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert!(!works(&t4).await);
+    assert!(works(&admin).await, "the admin's own session is untouched");
+    let (st, v) = s
+        .call("PUT", &format!("/api/users/{uid}"), Some(&admin), json!({}))
+        .await;
+    assert_error(st, &v, 400, "bad_request");
+}
+
+/// DNS rebinding: a page on the LAN that points its own name at the box reaches it with that
+/// name as `Host`; a fresh box must not let it register the first admin.
+#[tokio::test]
+async fn a_name_the_box_does_not_answer_to_gets_421() {
+    let s = Server::start_with(&[("ALLOWED_HOSTS", "cams.example.lan")]);
+    let register = |host: &'static str| {
+        s.client
+            .post(s.url("/api/auth/register"))
+            .header("host", host)
+            .json(&json!({"username": "boss", "password": "first-user-pw"}))
+            .send()
+    };
+    let r = register("rebind.attacker.example").await.unwrap();
+    assert_eq!(r.status(), 421);
+    let v: Value = r.json().await.unwrap();
+    assert_error(
+        reqwest::StatusCode::MISDIRECTED_REQUEST,
+        &v,
+        421,
+        "misdirected_request",
+    );
+    assert!(
+        v["error"].as_str().unwrap().contains("ALLOWED_HOSTS"),
+        "{v}"
+    );
+    let r = s
+        .client
+        .get(s.url("/health"))
+        .header("host", "rebind.attacker.example:5000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 421, "every path");
+    // nobody was registered: the first user is still to come, by a known name
+    let r = register("cams.example.lan").await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    for host in ["localhost:5000", "127.0.0.1", "[::1]:5000"] {
+        let r = s
+            .client
+            .get(s.url("/health"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
+}

@@ -90,12 +90,28 @@ fn cases(uid: i64, cam: &str) -> Vec<Case> {
             None,
         ),
         c(
+            "POST",
+            "/api/auth/password",
+            "/api/auth/password".into(),
+            "token",
+            json!({"old_password": "not-it-at-all", "new_password": "long-enough-2"}),
+            None,
+        ),
+        c(
             "GET",
             "/api/users",
             "/api/users".into(),
             "admin",
             Value::Null,
             None,
+        ),
+        c(
+            "POST",
+            "/api/users/{}/logout-all",
+            format!("/api/users/{uid}/logout-all"),
+            "admin",
+            Value::Null,
+            Some("/api/users/99999/logout-all".into()),
         ),
         c(
             "GET",

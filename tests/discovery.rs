@@ -30,6 +30,24 @@ fn device<'a>(v: &'a Value, ip: &str) -> &'a Value {
     found[0]
 }
 
+/// Starts camera `id`'s live view as `who` and has ffmpeg decode 2 s of it without an error.
+async fn streams_cleanly(s: &Server, who: &str, id: &str) {
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/api/cameras/stream/{id}"),
+            Some(who),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let url = v["hls_url"].as_str().unwrap().to_string();
+    let errors = tokio::task::spawn_blocking(move || ffmpeg_decode(&url, 2))
+        .await
+        .unwrap();
+    assert!(errors.is_empty(), "{id}: {errors}");
+}
+
 fn pct(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -252,20 +270,7 @@ async fn a_dvr_a_camera_and_an_onvif_device_are_found_added_and_streamed() {
 
     // and they stream end to end (the Dahua one through Digest with the sealed password)
     for (who, id) in [(&admin, format!("{DVR}-ch2")), (&user, DAHUA.to_string())] {
-        let (st, v) = s
-            .call(
-                "GET",
-                &format!("/api/cameras/stream/{id}"),
-                Some(who),
-                Value::Null,
-            )
-            .await;
-        assert_eq!(st, 200, "{v}");
-        let url = v["hls_url"].as_str().unwrap().to_string();
-        let errors = tokio::task::spawn_blocking(move || ffmpeg_decode(&url, 2))
-            .await
-            .unwrap();
-        assert!(errors.is_empty(), "{id}: {errors}");
+        streams_cleanly(&s, who, &id).await;
     }
     assert_eq!(dahua.failed_logins(), 1);
     let logs = s.logs();
@@ -274,6 +279,72 @@ async fn a_dvr_a_camera_and_an_onvif_device_are_found_added_and_streamed() {
         assert!(hit.is_none(), "credentials in the log: {hit:?}");
     }
     assert!(logs.contains("discovery scan done"), "progress is logged");
+}
+
+/// A device on the LAN that reports its stream at another host must not get the scan's
+/// credentials sent there: the camera added from it streams from the device's own address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_go_only_to_the_device_itself() {
+    const DEVICE: &str = "127.0.6.1";
+    const ELSEWHERE: &str = "127.0.7.1";
+    let cam = GstCams::start_args(&["--address", DEVICE]);
+    // the foreign host listens on the same port, counting who comes
+    let foreign = tokio::net::TcpListener::bind((ELSEWHERE, cam.port))
+        .await
+        .unwrap();
+    let visits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let v2 = visits.clone();
+    let watcher = tokio::spawn(async move {
+        while let Ok((_sock, _)) = foreign.accept().await {
+            v2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let _double = OnvifDouble::start(
+        DEVICE.parse().unwrap(),
+        "ACME",
+        "Liar-1",
+        "admin",
+        PASSWORD,
+        vec![Profile {
+            token: "main",
+            source: "vs0",
+            uri: format!("rtsp://{ELSEWHERE}:{}/h264", cam.port),
+        }],
+    )
+    .await;
+    let s = Server::start_with(&[("SCAN_PORTS", "9"), ("ONVIF_TIMEOUT", "2")]);
+    let admin = s.bootstrap_admin().await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/cameras/discover",
+            Some(&admin),
+            json!({"network_range": "127.0.6.0/30", "credentials": {"username": "admin", "password": PASSWORD}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let d = device(&v, DEVICE);
+    assert_eq!(
+        (&d["status"], &d["port"]),
+        (&json!("ok"), &json!(cam.port)),
+        "{d}"
+    );
+    let added = s.add_camera(&admin, json!({"ip": DEVICE})).await;
+    assert_eq!(
+        added["rtsp_url"],
+        format!("rtsp://admin:***@{DEVICE}:{}/h264", cam.port)
+    );
+    streams_cleanly(&s, &admin, DEVICE).await;
+    assert_eq!(
+        visits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing went to the host the device named"
+    );
+    assert!(
+        s.logs().contains("reported a stream on another host"),
+        "the lie is logged"
+    );
+    watcher.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -385,6 +385,8 @@ async fn watched_and_recorded_is_one_session_and_roles_apply() {
         "?start_date=yesterday",
         "?limit=-1",
         "?limit=100000",
+        "?offset=10001",
+        "?offset=18446744073709551615",
         "?end_date=2026-13-40",
     ] {
         let (st, v) = s

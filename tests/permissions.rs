@@ -423,4 +423,23 @@ async fn matrix(s: Server) {
         )
         .await;
     assert_eq!(st, 403);
+    // nor a recording of a camera they may not see from one that does not exist, and the
+    // refusal names no camera
+    let id = recording_of(&s, OTHER).await;
+    let mut texts = Vec::new();
+    for rid in [id, 99_999] {
+        for method in ["GET", "DELETE"] {
+            let path = match method {
+                "GET" => format!("/api/nvr/recordings/{rid}/download"),
+                _ => format!("/api/nvr/recordings/{rid}"),
+            };
+            let (st, v) = s.call(method, &path, Some(&tokens[1].1), Value::Null).await;
+            assert_eq!(st, 403, "{method} {path}: {v}");
+            let text = v["error"].as_str().unwrap().to_string();
+            assert!(!text.contains(OTHER), "{text}");
+            texts.push(text.replace(&rid.to_string(), "N"));
+        }
+    }
+    texts.dedup();
+    assert_eq!(texts.len(), 1, "{texts:?}");
 }

@@ -47,9 +47,9 @@ async fn redb_data_survives_reopen() {
     let s = RedbStore::open(&path).unwrap();
     assert_eq!(s.user(uid).await.unwrap(), Some(user.clone()));
     assert_eq!(s.assigned_cameras(uid).await.unwrap(), vec!["10.1.1.1-ch2"]);
-    assert_eq!(s.session(uid, "gone").await.unwrap(), Session::Revoked);
+    assert_eq!(s.session(uid, "gone", 0).await.unwrap(), Session::Revoked);
     assert_eq!(
-        s.session(uid, "fresh").await.unwrap(),
+        s.session(uid, "fresh", 0).await.unwrap(),
         Session::Active(user)
     );
     let next = s
@@ -120,7 +120,7 @@ mod postgres {
                 name,
                 "SELECT string_agg(version::text, ',' ORDER BY version) FROM vigia_schema"
             ),
-            "1,2,3"
+            "1,2,3,4"
         );
     }
 

@@ -1,5 +1,6 @@
-//! `/api/auth`: login (throttled per client address), logout (persistent revocation) and
-//! registration (the first user needs no token and becomes admin; later ones need an admin).
+//! `/api/auth`: login (throttled per address and per account), logout (persistent
+//! revocation), changing one's own password (ends the user's other sessions) and registration
+//! (the first user needs no token and becomes admin; later ones need an admin).
 
 use hyper::Response;
 use serde::Deserialize;
@@ -57,6 +58,19 @@ pub fn validate_password(pw: &str) -> Result<()> {
     Ok(())
 }
 
+/// The 429 for a refused attempt.
+fn too_many(r: Refused) -> Error {
+    let (wait, whose) = match r {
+        Refused::Address(w) => (w, "from this address"),
+        Refused::Account(w) => (w, "for this account"),
+    };
+    Error::new(
+        Kind::TooManyRequests,
+        format!("too many failed logins {whose}; try again in {wait} s"),
+    )
+    .with_retry_after(wait)
+}
+
 pub async fn login(c: Ctx) -> Result<Response<Body>> {
     let ip = c.peer.ip();
     let req: LoginRequest = c.json()?;
@@ -64,17 +78,7 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
         return Err(Error::bad_request("username or password is too long"));
     }
     // decided before hashing: attempts still being hashed count as failures
-    let attempt = c.app.limiter.begin(ip, &req.username).map_err(|r| {
-        let (wait, whose) = match r {
-            Refused::Address(w) => (w, "from this address"),
-            Refused::Account(w) => (w, "for this account"),
-        };
-        Error::new(
-            Kind::TooManyRequests,
-            format!("too many failed logins {whose}; try again in {wait} s"),
-        )
-        .with_retry_after(wait)
-    })?;
+    let attempt = c.app.limiter.begin(ip, &req.username).map_err(too_many)?;
     let found = c.app.store.user_credentials(&req.username).await?;
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), Some(h)),
@@ -90,7 +94,8 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
         }
     };
     attempt.succeeded();
-    let (token, _) = c.app.tokens.issue(&user)?;
+    let generation = c.app.store.token_generation(user.id).await?;
+    let (token, _) = c.app.tokens.issue(&user, generation)?;
     info!(user_id = user.id, "login");
     Ok(response::ok(&json!({ "token": token, "user": user })))
 }
@@ -105,6 +110,51 @@ pub async fn logout(c: Ctx) -> Result<Response<Body>> {
         .revoke_token(&claims.jti, claims.expires_at())
         .await?;
     Ok(response::message(200, "Logged out"))
+}
+
+#[derive(Deserialize)]
+struct PasswordRequest {
+    old_password: String,
+    new_password: String,
+}
+
+/// `POST /api/auth/password`: the caller's own password, the old one required (throttled like
+/// a login). Every session of the user ends, this one included; the answer carries a new
+/// token for this client.
+pub async fn change_password(c: Ctx) -> Result<Response<Body>> {
+    let me = c.user()?.clone();
+    let req: PasswordRequest = c.json()?;
+    if req.old_password.chars().count() > MAX_PASSWORD_LEN {
+        return Err(Error::bad_request("old_password is too long"));
+    }
+    validate_password(&req.new_password)?;
+    let attempt = c
+        .app
+        .limiter
+        .begin(c.peer.ip(), &me.username)
+        .map_err(too_many)?;
+    let hash = c
+        .app
+        .store
+        .user_credentials(&me.username)
+        .await?
+        .map(|(_, h)| h);
+    if !c.app.passwords.verify(&req.old_password, hash).await? {
+        attempt.failed();
+        warn!(peer = %c.peer.ip(), user_id = me.id, "wrong old password on a password change");
+        return Err(Error::unauthorized(
+            "old_password is not the current password",
+        ));
+    }
+    attempt.succeeded();
+    let new_hash = c.app.passwords.hash(&req.new_password).await?;
+    let generation = c.app.store.set_password(me.id, &new_hash).await?;
+    let (token, _) = c.app.tokens.issue(&me, generation)?;
+    info!(user_id = me.id, "password changed; other sessions ended");
+    Ok(response::ok(&json!({
+        "message": "Password changed; every other session of this user has ended",
+        "token": token,
+    })))
 }
 
 pub async fn register(c: Ctx) -> Result<Response<Body>> {

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod cameras;
 pub mod discovery;
+pub mod host;
 pub mod nvr;
 pub mod response;
 pub mod server;
@@ -154,10 +155,12 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/api/auth/login" Public auth::login),
     route!(POST "/api/auth/logout" Token auth::logout),
     route!(POST "/api/auth/register" Optional auth::register),
+    route!(POST "/api/auth/password" Token auth::change_password),
     route!(GET "/api/users" Token users::list),
     route!(GET "/api/users/{}" Token users::get),
     route!(PUT "/api/users/{}" Token users::update),
     route!(DELETE "/api/users/{}" Token users::delete),
+    route!(POST "/api/users/{}/logout-all" Token users::logout_all),
     route!(POST "/api/users/{}/cameras" Token users::assign),
     route!(DELETE "/api/users/{}/cameras/{}" Token users::unassign),
     route!(GET "/api/cameras/list" Token cameras::list),
@@ -282,7 +285,7 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<(User, Cl
     let uid = claims
         .user_id()
         .ok_or_else(|| Error::unauthorized("invalid token"))?;
-    match app.store.session(uid, &claims.jti).await? {
+    match app.store.session(uid, &claims.jti, claims.gen).await? {
         Session::Active(user) => {
             let (u, c) = (user.clone(), claims.clone());
             app.grants
@@ -416,7 +419,13 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
     // The body is read (at most MAX_BODY_BYTES) before anything else, so that a refused
     // request leaves the connection clean for the next one; a body over the limit is not
     // read further and the connection is closed after the 413.
-    let body = read_body(body, &parts.headers).await;
+    let body = match (
+        read_body(body, &parts.headers).await,
+        host::check(&parts, &app.host_names, app.config.any_host),
+    ) {
+        (Ok(_), Err(e)) => Err((e, false)),
+        (b, _) => b,
+    };
     let mut resp = match body {
         Err((e, close)) => {
             let mut r = response::error(&e);
@@ -546,7 +555,7 @@ async fn dispatch(
                     .sub
                     .parse()
                     .map_err(|_| Error::unauthorized("invalid player token"))?;
-                match app.store.session(uid, &pc.sid).await? {
+                match app.store.session(uid, &pc.sid, pc.gen).await? {
                     Session::Active(u) => {
                         app.grants.put(key, epoch, u.clone(), None, pc.exp);
                         (Some(u), None)

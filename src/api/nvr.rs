@@ -174,6 +174,10 @@ fn count(c: &Ctx, name: &str, default: usize, max: usize) -> Result<usize> {
     }
 }
 
+/// Deepest `offset` of a listing: each skipped row is read, so deeper pages are asked for by
+/// date (`start_date`/`end_date`) instead.
+const MAX_OFFSET: usize = 10_000;
+
 pub async fn list(c: Ctx) -> Result<Response<Body>> {
     let user = c.user()?;
     let store = c.app.store.as_ref();
@@ -196,7 +200,7 @@ pub async fn list(c: Ctx) -> Result<Response<Body>> {
         since: when("start_date", c.query_param("start_date"))?,
         until,
         limit: count(&c, "limit", 100, MAX_LIMIT)?,
-        offset: count(&c, "offset", 0, usize::MAX / 2)?,
+        offset: count(&c, "offset", 0, MAX_OFFSET)?,
     };
     let rows = store.recordings(&filter).await?;
     let mut list = Vec::with_capacity(rows.len());
@@ -227,16 +231,27 @@ async fn recording_for(c: &Ctx, action: Action) -> Result<Recording> {
     let id: i64 = raw.parse().map_err(|_| nf())?;
     let r = c.app.store.recording(id).await?;
     let user = c.user()?;
+    // a non-admin refused gets one answer whether the recording exists or not, naming no camera
+    let hidden = |e: Error| match e.kind {
+        crate::error::Kind::Forbidden => Error::forbidden(format!(
+            "recording {} is not among those you may see",
+            crate::camera::truncate(raw, 32)
+        )),
+        _ => e,
+    };
     match r {
         Some(r) => {
-            authorize(c.app.store.as_ref(), user, action, Some(&r.camera_id)).await?;
+            authorize(c.app.store.as_ref(), user, action, Some(&r.camera_id))
+                .await
+                .map_err(hidden)?;
             // the file is on the disk of the node that wrote it
             c.on_node(&r.node, &format!("recording {id}")).await?;
             Ok(r)
         }
         None => {
-            // the same answer for a non-admin as for a recording of another camera
-            authorize(c.app.store.as_ref(), user, action, Some("")).await?;
+            authorize(c.app.store.as_ref(), user, action, Some(""))
+                .await
+                .map_err(hidden)?;
             Err(nf())
         }
     }

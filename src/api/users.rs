@@ -1,5 +1,5 @@
-//! `/api/users` (admin only): list, show with assigned cameras, change role, delete, assign
-//! and unassign cameras.
+//! `/api/users` (admin only): list, show with assigned cameras, change role or password,
+//! end a user's sessions, delete, assign and unassign cameras.
 
 use hyper::Response;
 use serde::Deserialize;
@@ -10,6 +10,7 @@ use super::Ctx;
 use crate::auth::{authorize, Action};
 use crate::error::{Error, Result};
 use crate::store::Role;
+use tracing::info;
 
 /// Most cameras one assignment request may name.
 const MAX_ASSIGN: usize = 1024;
@@ -52,17 +53,63 @@ pub async fn get(c: Ctx) -> Result<Response<Body>> {
 
 #[derive(Deserialize)]
 struct UpdateRequest {
-    role: String,
+    role: Option<String>,
+    password: Option<String>,
 }
 
+/// `PUT /api/users/<id>`: `role` and/or `password`; a new password ends all the user's
+/// sessions.
 pub async fn update(c: Ctx) -> Result<Response<Body>> {
     let id = admin_and_id(&c).await?;
     let req: UpdateRequest = c.json()?;
-    let role = Role::parse(&req.role)
-        .ok_or_else(|| Error::bad_request("role must be admin, user or viewer"))?;
-    let user = c.app.store.set_role(id, role).await?;
+    let role = match req.role.as_deref() {
+        None => None,
+        Some(r) => Some(
+            Role::parse(r)
+                .ok_or_else(|| Error::bad_request("role must be admin, user or viewer"))?,
+        ),
+    };
+    if role.is_none() && req.password.is_none() {
+        return Err(Error::bad_request("send role and/or password"));
+    }
+    if let Some(pw) = &req.password {
+        crate::api::auth::validate_password(pw)?;
+    }
+    let user = match role {
+        Some(role) => c.app.store.set_role(id, role).await?,
+        None => c
+            .app
+            .store
+            .user(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("user {id} not found")))?,
+    };
+    if let Some(pw) = &req.password {
+        let hash = c.app.passwords.hash(pw).await?;
+        c.app.store.set_password(id, &hash).await?;
+        info!(
+            user_id = id,
+            by = c.user()?.id,
+            "password reset by an admin; sessions ended"
+        );
+    }
     Ok(response::ok(
         &json!({ "message": "User updated", "user": user }),
+    ))
+}
+
+/// `POST /api/users/<id>/logout-all`: every token of the user stops working.
+pub async fn logout_all(c: Ctx) -> Result<Response<Body>> {
+    let id = admin_and_id(&c).await?;
+    c.app.store.end_sessions(id).await?;
+    info!(
+        user_id = id,
+        by = c.user()?.id,
+        "all sessions ended by an admin"
+    );
+    Ok(response::message(
+        200,
+        "All sessions of the user have ended",
     ))
 }
 

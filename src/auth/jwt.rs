@@ -21,6 +21,10 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The user's token generation when issued (see `Store::end_sessions`); absent in tokens
+    /// from before it existed, which count as generation 0.
+    #[serde(default)]
+    pub gen: i64,
 }
 
 impl Claims {
@@ -44,6 +48,9 @@ pub struct PlayerClaims {
     pub sid: String,
     pub exp: i64,
     pub typ: String,
+    /// The login token's generation.
+    #[serde(default)]
+    pub gen: i64,
 }
 
 const PLAYER_TYP: &str = "hls";
@@ -74,7 +81,8 @@ impl Tokens {
         }
     }
 
-    pub fn issue(&self, user: &User) -> Result<(String, Claims)> {
+    /// A login token for `user`, in the user's token `generation`.
+    pub fn issue(&self, user: &User, generation: i64) -> Result<(String, Claims)> {
         let now = self.clock.now().timestamp();
         let claims = Claims {
             sub: user.id.to_string(),
@@ -82,6 +90,7 @@ impl Tokens {
             iat: now,
             exp: now + self.ttl_secs,
             jti: random_id(),
+            gen: generation,
         };
         let token = jsonwebtoken::encode(&Header::new(self.alg), &claims, &self.enc)
             .map_err(|e| Error::internal(format!("cannot sign a token: {e}")))?;
@@ -106,6 +115,7 @@ impl Tokens {
             sid: login.jti.clone(),
             exp,
             typ: PLAYER_TYP.to_string(),
+            gen: login.gen,
         };
         jsonwebtoken::encode(&Header::new(self.alg), &claims, &self.enc)
             .map_err(|e| Error::internal(format!("cannot sign a token: {e}")))
@@ -164,7 +174,7 @@ mod tests {
     fn round_trip_expiry_and_foreign_algorithms() {
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let t = Tokens::new(&[7; 32], Algorithm::HS256, 60, clock.clone());
-        let (tok, c) = t.issue(&user()).unwrap();
+        let (tok, c) = t.issue(&user(), 0).unwrap();
         let back = t.verify(&tok).unwrap();
         assert_eq!(back.user_id(), Some(7));
         assert_eq!(back.jti, c.jti);

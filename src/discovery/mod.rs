@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::camera::seal::Sealer;
 use crate::error::{Error, Result};
@@ -368,12 +368,18 @@ impl Discovery {
                         .enumerate()
                         .map(|(i, u)| {
                             let ch = i as u32 + 1;
-                            let bare = crate::camera::url::split_credentials(u)
-                                .map_or_else(|| u.clone(), |(b, _)| b);
-                            urls.insert(ch, Some(bare));
+                            // the device's own address, whatever host it reported: the scan's
+                            // credentials go to the device the admin adds, nowhere else
+                            let (path, port) = path_and_port(u);
+                            let scheme = if u.starts_with("rtsps://") { "rtsps" } else { "rtsp" };
+                            let own = format!("{scheme}://{ip}:{port}{path}");
+                            if url_host_v4(u) != Some(ip) {
+                                warn!(device = %ip, reported = %crate::camera::url::redacted(u), "ONVIF device reported a stream on another host; using the device's own address");
+                            }
+                            urls.insert(ch, Some(own));
                             Channel {
                                 channel: ch,
-                                rtsp_path: path_and_port(u).0,
+                                rtsp_path: path,
                             }
                         })
                         .collect();

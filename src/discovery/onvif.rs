@@ -277,10 +277,11 @@ pub async fn inspect(
     )
     .await;
     // devices whose media service is the device service answer without a Media XAddr
-    let media = caps
-        .ok()
-        .and_then(|t| parse_media_xaddr(&t))
-        .unwrap_or_else(|| device_url.to_string());
+    // a media service at another host would get the login's digest: keep it on the device
+    let media = caps.ok().and_then(|t| parse_media_xaddr(&t)).map_or_else(
+        || device_url.to_string(),
+        |m| on_device_host(&m, device_url),
+    );
     let text = call(
         &media,
         &format!(r#"<GetProfiles xmlns="{MEDIA_NS}"/>"#),
@@ -313,9 +314,55 @@ pub async fn inspect(
     Ok(OnvifDevice { info, streams })
 }
 
+/// `reported` (a service address a device gave) with `device_url`'s host in place of its own:
+/// port and path stay, any userinfo goes.
+fn on_device_host(reported: &str, device_url: &str) -> String {
+    fn parts(u: &str) -> Option<(&str, &str, Option<&str>, &str)> {
+        let (scheme, rest) = u.split_once("://")?;
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let hostport = authority.rsplit('@').next()?;
+        Some(match hostport.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                (scheme, h, Some(p), path)
+            }
+            _ => (scheme, hostport, None, path),
+        })
+    }
+    match (parts(reported), parts(device_url)) {
+        (Some((scheme, _, port, path)), Some((_, host, _, _))) => match port {
+            Some(p) => format!("{scheme}://{host}:{p}{path}"),
+            None => format!("{scheme}://{host}{path}"),
+        },
+        _ => device_url.to_string(),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_reported_service_stays_on_the_device() {
+        let dev = "http://192.168.1.64:8000/onvif/device_service";
+        for (reported, want) in [
+            (
+                "http://192.168.1.64:8000/onvif/media",
+                "http://192.168.1.64:8000/onvif/media",
+            ),
+            (
+                "http://10.9.9.9/onvif/media",
+                "http://192.168.1.64/onvif/media",
+            ),
+            (
+                "http://u:p@evil.example:8080/m?x=1",
+                "http://192.168.1.64:8080/m?x=1",
+            ),
+            ("not a url", dev),
+        ] {
+            assert_eq!(on_device_host(reported, dev), want, "{reported}");
+        }
+    }
 
     #[test]
     fn the_digest_matches_the_oasis_example() {

@@ -80,6 +80,7 @@ pub async fn populate(s: &DynStore) -> Dump {
     s.revoke_token("revoked-jti", Utc::now() + Duration::hours(2))
         .await
         .unwrap();
+    assert_eq!(s.end_sessions(u.id).await.unwrap(), 1);
     let r = s
         .create_recording(NewRecording {
             camera_id: "10.0.0.1".into(),
@@ -427,7 +428,7 @@ async fn sessions_and_revocation(s: DynStore) {
         .await
         .unwrap();
     assert_eq!(
-        s.session(u.id, "jti-1").await.unwrap(),
+        s.session(u.id, "jti-1", 0).await.unwrap(),
         Session::Active(u.clone())
     );
     let now = Utc::now();
@@ -440,29 +441,62 @@ async fn sessions_and_revocation(s: DynStore) {
     s.revoke_token("jti-old", now - Duration::hours(1))
         .await
         .unwrap();
-    assert_eq!(s.session(u.id, "jti-1").await.unwrap(), Session::Revoked);
+    assert_eq!(s.session(u.id, "jti-1", 0).await.unwrap(), Session::Revoked);
     assert_eq!(
-        s.session(u.id, "jti-2").await.unwrap(),
+        s.session(u.id, "jti-2", 0).await.unwrap(),
         Session::Active(u.clone())
     );
-    assert_eq!(s.session(4242, "jti-2").await.unwrap(), Session::NoUser);
+    assert_eq!(s.session(4242, "jti-2", 0).await.unwrap(), Session::NoUser);
     s.delete_user(other.id).await.unwrap();
-    assert_eq!(s.session(other.id, "jti-3").await.unwrap(), Session::NoUser);
+    assert_eq!(
+        s.session(other.id, "jti-3", 0).await.unwrap(),
+        Session::NoUser
+    );
     assert_eq!(
         s.prune_revocations(now).await.unwrap(),
         1,
         "only the expired one"
     );
     assert_eq!(
-        s.session(u.id, "jti-1").await.unwrap(),
+        s.session(u.id, "jti-1", 0).await.unwrap(),
         Session::Revoked,
         "live one kept"
     );
     assert_eq!(
-        s.session(u.id, "jti-old").await.unwrap(),
-        Session::Active(u)
+        s.session(u.id, "jti-old", 0).await.unwrap(),
+        Session::Active(u.clone())
     );
     assert_eq!(s.prune_revocations(now).await.unwrap(), 0);
+
+    // ending sessions, and a new password, refuse every token issued before
+    let u = match s.session(u.id, "jti-4", 0).await.unwrap() {
+        Session::Active(u) => u,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(s.token_generation(u.id).await.unwrap(), 0);
+    assert_eq!(s.end_sessions(u.id).await.unwrap(), 1);
+    assert_eq!(s.session(u.id, "jti-4", 0).await.unwrap(), Session::Revoked);
+    assert_eq!(
+        s.session(u.id, "jti-5", 1).await.unwrap(),
+        Session::Active(u.clone())
+    );
+    assert_eq!(s.set_password(u.id, "$argon2id$new").await.unwrap(), 2);
+    assert_eq!(s.session(u.id, "jti-5", 1).await.unwrap(), Session::Revoked);
+    assert_eq!(s.token_generation(u.id).await.unwrap(), 2);
+    let (_, hash) = s.user_credentials("alice").await.unwrap().unwrap();
+    assert_eq!(hash, "$argon2id$new");
+    assert_eq!(
+        s.session(u.id, "jti-5", 2).await.unwrap(),
+        Session::Active(u),
+        "role and name unchanged"
+    );
+    for missing in [
+        s.end_sessions(4242).await.unwrap_err(),
+        s.set_password(4242, "x").await.unwrap_err(),
+        s.token_generation(4242).await.unwrap_err(),
+    ] {
+        assert_eq!(missing.kind, crate::error::Kind::NotFound);
+    }
 }
 
 async fn concurrent_writers_keep_uniqueness(s: DynStore) {
@@ -540,6 +574,7 @@ async fn import_is_idempotent_and_all_or_nothing(s: DynStore) {
     assert_eq!(dump.assignments.len(), 3);
     assert_eq!(dump.revocations.len(), 1);
     assert_eq!(dump.recordings.len(), 1);
+    assert_eq!(dump.generations.len(), 1, "ended sessions stay ended");
     assert!(
         dump.users.iter().all(|(_, h)| h.starts_with("$argon2id$")),
         "hashes travel"

@@ -295,6 +295,8 @@ pub struct Dump {
     pub assignments: Vec<(i64, String)>,
     pub revocations: Vec<(String, DateTime<Utc>)>,
     pub recordings: Vec<Recording>,
+    /// (user id, token generation) for users whose sessions were ever ended.
+    pub generations: Vec<(i64, i64)>,
 }
 
 /// What an import did: rows added, and rows that were there already.
@@ -370,8 +372,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a logged-out token id until it would have expired anyway.
     async fn revoke_token(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<()>;
-    /// The token's user, unless the token was revoked or the user deleted.
-    async fn session(&self, user_id: i64, jti: &str) -> Result<Session>;
+    /// The token's user, unless the token was revoked, the user deleted, or the user's
+    /// sessions ended since the token was issued (its `generation` is not the user's).
+    async fn session(&self, user_id: i64, jti: &str, generation: i64) -> Result<Session>;
+    /// The generation new tokens of the user carry (0 until their sessions are first ended).
+    async fn token_generation(&self, user_id: i64) -> Result<i64>;
+    /// Replaces the user's password hash and ends all their sessions; the new generation.
+    async fn set_password(&self, user_id: i64, hash: &str) -> Result<i64>;
+    /// Ends all the user's sessions (every token issued so far); the new generation.
+    async fn end_sessions(&self, user_id: i64) -> Result<i64>;
     /// Forgets revocations that expired before `now`; returns how many.
     async fn prune_revocations(&self, now: DateTime<Utc>) -> Result<u64>;
 

@@ -35,11 +35,18 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
     (2, include_str!("../../migrations/0002_recordings.sql")),
     (3, include_str!("../../migrations/0003_fleet.sql")),
+    (
+        4,
+        include_str!("../../migrations/0004_token_generation.sql"),
+    ),
 ];
 
 /// Advisory lock keys ("vigia" + n).
 const MIGRATION_LOCK: i64 = 0x0076_6967_6961_0001;
 const FIRST_USER_LOCK: i64 = 0x0076_6967_6961_0002;
+
+/// Set on every connection: a statement running longer is cancelled by the server.
+const STATEMENT_TIMEOUT: &str = "-c statement_timeout=30000";
 
 /// Builds the driver configuration from `DATABASE_URL` or the `DB_*` parts.
 pub fn pg_config(loc: &DbLocation) -> std::result::Result<tokio_postgres::Config, String> {
@@ -326,8 +333,15 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects, checks the server answers, and applies missing migrations.
+    /// Connects (a pool), with every statement limited to 30 s.
     pub async fn connect(db: &DbConfig) -> Result<PgStore> {
-        let cfg = pg_config(&db.location).map_err(Error::internal)?;
+        let mut cfg = pg_config(&db.location).map_err(Error::internal)?;
+        // no query of a request may hold a connection (and its locks) for long
+        let options = match cfg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {STATEMENT_TIMEOUT}"),
+            _ => STATEMENT_TIMEOUT.to_string(),
+        };
+        cfg.options(&options);
         let target = describe(&cfg);
         let tls = tls_connector(db.ca_cert.as_deref())?;
         let mgr = Manager::from_config(
@@ -757,13 +771,13 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn session(&self, user_id: i64, jti: &str) -> Result<Session> {
+    async fn session(&self, user_id: i64, jti: &str, generation: i64) -> Result<Session> {
         let row = self
             .client()
             .await?
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked,
-                        u.id, u.username, u.role, u.created_at
+                        u.id, u.username, u.role, u.created_at, u.token_generation
                  FROM (VALUES (1)) AS one LEFT JOIN users u ON u.id = $1",
                 &[&user_id, &jti],
             )
@@ -774,7 +788,48 @@ impl Store for PgStore {
         if row.try_get::<_, Option<i64>>("id")?.is_none() {
             return Ok(Session::NoUser);
         }
+        if row.try_get::<_, i64>("token_generation")? != generation {
+            return Ok(Session::Revoked);
+        }
         Ok(Session::Active(user_from(&row)?))
+    }
+
+    async fn token_generation(&self, user_id: i64) -> Result<i64> {
+        self.client()
+            .await?
+            .query_opt(
+                "SELECT token_generation FROM users WHERE id = $1",
+                &[&user_id],
+            )
+            .await?
+            .map(|r| r.get(0))
+            .ok_or_else(|| Error::not_found(format!("user {user_id} not found")))
+    }
+
+    async fn set_password(&self, user_id: i64, hash: &str) -> Result<i64> {
+        self.client()
+            .await?
+            .query_opt(
+                "UPDATE users SET password_hash = $2, token_generation = token_generation + 1
+                 WHERE id = $1 RETURNING token_generation",
+                &[&user_id, &hash],
+            )
+            .await?
+            .map(|r| r.get(0))
+            .ok_or_else(|| Error::not_found(format!("user {user_id} not found")))
+    }
+
+    async fn end_sessions(&self, user_id: i64) -> Result<i64> {
+        self.client()
+            .await?
+            .query_opt(
+                "UPDATE users SET token_generation = token_generation + 1
+                 WHERE id = $1 RETURNING token_generation",
+                &[&user_id],
+            )
+            .await?
+            .map(|r| r.get(0))
+            .ok_or_else(|| Error::not_found(format!("user {user_id} not found")))
     }
 
     async fn prune_revocations(&self, now: DateTime<Utc>) -> Result<u64> {
@@ -1057,6 +1112,15 @@ impl Store for PgStore {
             dump.users
                 .push((user_from(&r)?, r.try_get("password_hash")?));
         }
+        for r in tx
+            .query(
+                "SELECT id, token_generation FROM users WHERE token_generation <> 0 ORDER BY id",
+                &[],
+            )
+            .await?
+        {
+            dump.generations.push((r.get(0), r.get(1)));
+        }
         let sql = format!("SELECT {CAMERA_COLUMNS} FROM cameras ORDER BY id COLLATE \"C\"");
         for r in tx.query(&sql, &[]).await? {
             dump.cameras.push(camera_from(&r)?);
@@ -1118,6 +1182,13 @@ impl Store for PgStore {
                     rep.users.0 += 1;
                 }
             }
+        }
+        for (id, generation) in &dump.generations {
+            tx.execute(
+                "UPDATE users SET token_generation = GREATEST(token_generation, $2) WHERE id = $1",
+                &[id, generation],
+            )
+            .await?;
         }
         tx.execute(
             "SELECT setval(pg_get_serial_sequence('users', 'id'),

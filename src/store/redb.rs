@@ -38,6 +38,8 @@ const USER_CAMERAS: MultimapTableDefinition<u64, &str> =
 const CAMERA_USERS: MultimapTableDefinition<&str, u64> =
     MultimapTableDefinition::new("camera_users");
 const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
+/// User id → token generation, for users whose sessions were ever ended (absent: 0).
+const TOKEN_GEN: TableDefinition<u64, i64> = TableDefinition::new("token_generation");
 const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
 const RECORDINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("recordings");
 /// (start time µs, id): listing newest first and retention oldest first without a scan.
@@ -176,6 +178,14 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
         .map_err(|e| Error::internal(format!("corrupt {what} row in the embedded store: {e}")))
 }
 
+/// Moves user `id`'s token generation on; returns the new one.
+fn bump_generation(txn: &WriteTransaction, id: u64) -> Result<i64> {
+    let mut t = txn.open_table(TOKEN_GEN)?;
+    let next = t.get(id)?.map_or(0, |g| g.value()) + 1;
+    t.insert(id, next)?;
+    Ok(next)
+}
+
 fn user_from_row(id: u64, bytes: &[u8]) -> Result<(User, String)> {
     let UserRow::V1 {
         username,
@@ -296,6 +306,7 @@ impl RedbStore {
             txn.open_multimap_table(USER_CAMERAS)?;
             txn.open_multimap_table(CAMERA_USERS)?;
             txn.open_table(REVOKED)?;
+            txn.open_table(TOKEN_GEN)?;
             txn.open_table(SETTINGS)?;
             txn.open_table(RECORDINGS)?;
             txn.open_table(REC_BY_START)?;
@@ -468,6 +479,7 @@ impl Store for RedbStore {
                 )));
             }
             users.remove(id)?;
+            txn.open_table(TOKEN_GEN)?.remove(id)?;
             txn.open_table(USERNAMES)?.remove(user.username.as_str())?;
             let mut by_user = txn.open_multimap_table(USER_CAMERAS)?;
             let mut by_camera = txn.open_multimap_table(CAMERA_USERS)?;
@@ -689,7 +701,7 @@ impl Store for RedbStore {
         .await
     }
 
-    async fn session(&self, uid: i64, jti: &str) -> Result<Session> {
+    async fn session(&self, uid: i64, jti: &str, generation: i64) -> Result<Session> {
         let Ok(id) = u64::try_from(uid) else {
             return Ok(Session::NoUser);
         };
@@ -699,11 +711,57 @@ impl Store for RedbStore {
             }
             let users = t.open_table(USERS)?;
             let row = users.get(id)?;
-            match row {
-                Some(v) => Ok(Session::Active(user_from_row(id, v.value())?.0)),
-                None => Ok(Session::NoUser),
+            let Some(v) = row else {
+                return Ok(Session::NoUser);
+            };
+            let current = t.open_table(TOKEN_GEN)?.get(id)?.map_or(0, |g| g.value());
+            if current != generation {
+                return Ok(Session::Revoked);
             }
+            Ok(Session::Active(user_from_row(id, v.value())?.0))
         })
+    }
+
+    async fn token_generation(&self, uid: i64) -> Result<i64> {
+        let id = user_id(uid)?;
+        self.read(|t| {
+            if t.open_table(USERS)?.get(id)?.is_none() {
+                return Err(Error::not_found(format!("user {id} not found")));
+            }
+            Ok(t.open_table(TOKEN_GEN)?.get(id)?.map_or(0, |g| g.value()))
+        })
+    }
+
+    async fn set_password(&self, uid: i64, hash: &str) -> Result<i64> {
+        let id = user_id(uid)?;
+        let hash = hash.to_string();
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS)?;
+            let (user, _) = match users.get(id)? {
+                Some(v) => user_from_row(id, v.value())?,
+                None => return Err(Error::not_found(format!("user {id} not found"))),
+            };
+            let row = encode(&UserRow::V1 {
+                username: user.username,
+                role: user.role,
+                password_hash: hash,
+                created_at_us: to_us(user.created_at),
+            })?;
+            users.insert(id, row.as_slice())?;
+            bump_generation(txn, id)
+        })
+        .await
+    }
+
+    async fn end_sessions(&self, uid: i64) -> Result<i64> {
+        let id = user_id(uid)?;
+        self.write(move |txn| {
+            if txn.open_table(USERS)?.get(id)?.is_none() {
+                return Err(Error::not_found(format!("user {id} not found")));
+            }
+            bump_generation(txn, id)
+        })
+        .await
     }
 
     async fn prune_revocations(&self, now: DateTime<Utc>) -> Result<u64> {
@@ -1022,6 +1080,10 @@ impl Store for RedbStore {
                 let exp = Utc.timestamp_opt(v.value(), 0).single().unwrap_or_default();
                 dump.revocations.push((k.value().to_string(), exp));
             }
+            for entry in t.open_table(TOKEN_GEN)?.iter()? {
+                let (k, v) = entry?;
+                dump.generations.push((k.value() as i64, v.value()));
+            }
             for entry in t.open_table(RECORDINGS)?.iter()? {
                 let (k, v) = entry?;
                 dump.recordings
@@ -1070,6 +1132,12 @@ impl Store for RedbStore {
                 next = next.max(id + 1);
             }
             meta.insert("next_user_id", next)?;
+            let mut gens = txn.open_table(TOKEN_GEN)?;
+            for (uid, generation) in &dump.generations {
+                let id = user_id(*uid)?;
+                let have = gens.get(id)?.map_or(0, |g| g.value());
+                gens.insert(id, have.max(*generation))?;
+            }
             let mut cams = txn.open_table(CAMERAS)?;
             let mut addrs = txn.open_table(CAMERA_ADDRS)?;
             for c in &dump.cameras {
