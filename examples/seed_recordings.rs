@@ -21,6 +21,7 @@ async fn main() {
             let db = vigia::config::DbConfig {
                 location: vigia::config::DbLocation::Url(target.clone()),
                 ca_cert: None,
+                require_tls: None,
                 pool_size: 4,
             };
             Arc::new(

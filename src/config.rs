@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// PEM CA certificate(s) that sign the PostgreSQL server's certificate (TLS).
     #[arg(long, env = "DB_CA_CERT")]
     pub db_ca_cert: Option<String>,
+    /// TLS to PostgreSQL: `require` or `disable` (default: disable on loopback or a Unix
+    /// socket, require elsewhere; a DATABASE_URL with `sslmode=` keeps its own).
+    #[arg(long, env = "DB_SSLMODE")]
+    pub db_sslmode: Option<String>,
     /// Connections in the PostgreSQL pool.
     #[arg(long, env = "DB_POOL_SIZE")]
     pub db_pool_size: Option<String>,
@@ -163,6 +167,8 @@ impl std::fmt::Debug for DbLocation {
 pub struct DbConfig {
     pub location: DbLocation,
     pub ca_cert: Option<PathBuf>,
+    /// `DB_SSLMODE`: `Some(true)` require, `Some(false)` disable, `None` by where the server is.
+    pub require_tls: Option<bool>,
     pub pool_size: usize,
 }
 
@@ -373,9 +379,21 @@ fn database(a: &ServeArgs) -> Result<Option<DbConfig>, ConfigError> {
         std::fs::File::open(p)
             .map_err(|e| err("DB_CA_CERT", format!("cannot read {}: {e}", p.display())))?;
     }
+    let require_tls = match nonempty(&a.db_sslmode) {
+        None => None,
+        Some("require") => Some(true),
+        Some("disable") => Some(false),
+        Some(other) => {
+            return Err(err(
+                "DB_SSLMODE",
+                format!("'{other}' must be require or disable (vigia never falls back silently)"),
+            ))
+        }
+    };
     Ok(Some(DbConfig {
         location,
         ca_cert,
+        require_tls,
         pool_size: int("DB_POOL_SIZE", &a.db_pool_size, 16, 1, 512)?,
     }))
 }
@@ -726,11 +744,20 @@ mod tests {
             );
             let e = Config::from_args(&ServeArgs {
                 database_url: Some("postgres://h/db?sslmode=bogus".into()),
-                secret_key: key,
+                secret_key: key.clone(),
                 ..Default::default()
             })
             .unwrap_err();
             assert_eq!(e.var, "DATABASE_URL");
+            // TLS to the database is decided, never "prefer" (a silent fall-back to clear text)
+            let e = Config::from_args(&ServeArgs {
+                db_host: Some("db.lan".into()),
+                db_sslmode: Some("prefer".into()),
+                secret_key: key,
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!(e.var, "DB_SSLMODE");
         } else {
             // a lean build told to use Postgres says so instead of silently using redb
             assert_eq!(e.var, "DATABASE_URL");

@@ -123,7 +123,18 @@ impl Fleet {
             self.refresh(app).await?;
             found = self.cached(owner);
         }
+        let secure_here = self
+            .url
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .starts_with("https://");
         match found {
+            // a client of an https box would follow the redirect with its player token in clear
+            Some((url, _)) if secure_here && !url.starts_with("https://") => {
+                Err(Error::unavailable(format!(
+                    "{what} belongs to node {owner}, which serves plain http while this box serves https; give node {owner} TLS_CERT and TLS_KEY (and an https NODE_URL)"
+                )))
+            }
             Some((url, age)) if age <= self.stale.as_secs_f64() => Err(Error::redirect(
                 format!("{what} is served by node {owner}"),
                 format!("{url}{path_and_query}"),

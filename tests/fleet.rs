@@ -415,3 +415,46 @@ async fn moving_a_recorded_camera_hands_the_recording_over_within_seconds() {
         .unwrap();
     assert_eq!(bytes.len() as u64, std::fs::metadata(&fa[0]).unwrap().len());
 }
+
+/// A client of an https box would follow a redirect to a plain-http box with its player token
+/// in clear: the https box answers 503 naming the fix instead. The other way is fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_box_does_not_send_clients_to_a_plain_http_one() {
+    let url = cluster().new_database();
+    // A announces itself as https (as behind a TLS proxy); B is plain http
+    let a = Server::start_with(&[
+        ("DATABASE_URL", &url),
+        ("NODE_NAME", "node-tls"),
+        ("NODE_STALE_SECONDS", "3"),
+        ("NODE_URL", "https://127.0.0.1:1"),
+    ]);
+    let b = node(&url, "node-plain");
+    let admin = a.bootstrap_admin().await;
+    for (ip, owner) in [("127.0.0.64", "node-plain"), ("127.0.0.65", "node-tls")] {
+        a.add_camera(
+            &admin,
+            json!({"ip": ip, "rtsp_url": "rtsp://127.0.0.1:9/x", "node": owner}),
+        )
+        .await;
+    }
+    let (st, loc, v) = hop(
+        &a.base,
+        "GET",
+        "/api/cameras/stream/127.0.0.64",
+        &admin,
+        Value::Null,
+    )
+    .await;
+    assert_eq!((st, loc), (503, None), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("plain http"), "{v}");
+    let (st, loc, v) = hop(
+        &b.base,
+        "GET",
+        "/api/cameras/stream/127.0.0.65",
+        &admin,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 307, "{v}");
+    assert!(loc.unwrap().starts_with("https://127.0.0.1:1/"));
+}

@@ -87,6 +87,7 @@ mod postgres {
         DbConfig {
             location: DbLocation::Url(url.into()),
             ca_cert: None,
+            require_tls: None,
             pool_size: 8,
         }
     }

@@ -71,6 +71,20 @@ pub fn pg_config(loc: &DbLocation) -> std::result::Result<tokio_postgres::Config
     }
 }
 
+/// Whether every host is this machine (a Unix socket, `localhost` or a loopback address).
+fn is_local(c: &tokio_postgres::Config) -> bool {
+    c.get_hosts().iter().all(|h| match h {
+        tokio_postgres::config::Host::Unix(_) => true,
+        tokio_postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    })
+}
+
 /// `user@host:port/db`, for messages (never the password).
 fn describe(c: &tokio_postgres::Config) -> String {
     let host = c
@@ -342,7 +356,18 @@ impl PgStore {
             _ => STATEMENT_TIMEOUT.to_string(),
         };
         cfg.options(&options);
-        let target = describe(&cfg);
+        // TLS is decided, never `prefer` (which falls back to clear text without a word)
+        let url_says =
+            matches!(&db.location, crate::config::DbLocation::Url(u) if u.contains("sslmode="));
+        if !url_says {
+            let require = db.require_tls.unwrap_or_else(|| !is_local(&cfg));
+            cfg.ssl_mode(if require {
+                tokio_postgres::config::SslMode::Require
+            } else {
+                tokio_postgres::config::SslMode::Disable
+            });
+        }
+        let target = format!("{} (TLS {:?})", describe(&cfg), cfg.get_ssl_mode());
         let tls = tls_connector(db.ca_cert.as_deref())?;
         let mgr = Manager::from_config(
             cfg,
