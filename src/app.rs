@@ -35,6 +35,8 @@ pub struct App {
     pub connections: Arc<crate::api::server::Connections>,
     /// Host names requests may carry besides addresses and `localhost` (DNS rebinding).
     pub host_names: Vec<String>,
+    /// Lines a neighbour can cause (refusals, failed logins), one a minute per address.
+    pub lograte: crate::system::lograte::LogRate,
     pub sealer: Sealer,
     pub clock: Arc<dyn Clock>,
     pub started: Instant,
@@ -158,6 +160,7 @@ impl App {
             grants: crate::auth::grants::Grants::new(config.database.is_none()),
             connections: Default::default(),
             host_names: crate::api::host::own_names(&config, &crate::config::host_name()),
+            lograte: Default::default(),
             sealer: Sealer::new(&secret),
             streams,
             store,

@@ -79,17 +79,25 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
     }
     // decided before hashing: attempts still being hashed count as failures
     let attempt = c.app.limiter.begin(ip, &req.username).map_err(too_many)?;
+    // a place for the hash before the store is asked: a flood is shed before it costs anything
+    let admission = c.app.passwords.admit()?;
     let found = c.app.store.user_credentials(&req.username).await?;
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), Some(h)),
         None => (None, None),
     };
-    let ok = c.app.passwords.verify(&req.password, hash).await?;
+    let ok = c
+        .app
+        .passwords
+        .verify_admitted(admission, &req.password, hash)
+        .await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
             attempt.failed();
-            warn!(peer = %ip, "failed login");
+            if let Some(skipped) = c.app.lograte.allow(ip, "failed login") {
+                warn!(peer = %ip, skipped, "failed login (logged once a minute per address)");
+            }
             return Err(Error::unauthorized("invalid username or password"));
         }
     };

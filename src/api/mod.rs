@@ -488,7 +488,11 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
             )
         };
     }
-    if path.starts_with("/api/cameras/streams/") && resp.status().as_u16() < 400 {
+    let status = resp.status().as_u16();
+    if path.starts_with("/api/cameras/streams/") && status < 400 {
+        access!(debug);
+    } else if matches!(status, 429 | 503) && app.lograte.allow(peer.ip(), "throttled").is_none() {
+        // a flood of refused requests writes one line a minute per address, not one each
         access!(debug);
     } else {
         access!(info);

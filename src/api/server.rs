@@ -30,6 +30,7 @@ use tracing::{debug, warn};
 
 use crate::app::App;
 use crate::clock::mono_ms;
+use crate::system::lograte::LogRate;
 
 /// Most connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 2048;
@@ -46,19 +47,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Connection counts, per address and in all, for the limits and `/stats`.
 #[derive(Default)]
 pub struct Connections {
-    per_ip: Mutex<HashMap<IpAddr, PerIp>>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
     open: AtomicUsize,
     /// Refused for being over the per-address cap.
     pub refused: AtomicU64,
     /// Closed for taking too long to send a request or for idling.
     pub timed_out: AtomicU64,
-}
-
-#[derive(Default)]
-struct PerIp {
-    open: usize,
-    /// When a refusal was last logged for this address.
-    logged: Option<Instant>,
 }
 
 impl Connections {
@@ -68,21 +62,18 @@ impl Connections {
     }
 
     /// A slot for a connection from `ip`, or `None` when it already has `cap` open.
-    fn admit(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Slot> {
+    fn admit(self: &Arc<Self>, ip: IpAddr, cap: usize, log: &LogRate) -> Option<Slot> {
         let ip = canonical(ip);
         let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let e = map.entry(ip).or_default();
-        if e.open >= cap {
+        let open = map.entry(ip).or_default();
+        if *open >= cap {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            if e.logged
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
-            {
-                e.logged = Some(Instant::now());
-                warn!(%ip, cap, "refusing connections over MAX_CONNECTIONS_PER_IP from this address (logged once a minute)");
+            if let Some(skipped) = log.allow(ip, "connection refused") {
+                warn!(%ip, cap, skipped, "refusing connections over MAX_CONNECTIONS_PER_IP from this address (logged once a minute)");
             }
             return None;
         }
-        e.open += 1;
+        *open += 1;
         self.open.fetch_add(1, Ordering::Relaxed);
         Some(Slot {
             of: self.clone(),
@@ -109,13 +100,9 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.of.open.fetch_sub(1, Ordering::Relaxed);
         let mut map = self.of.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = map.get_mut(&self.ip) {
-            e.open -= 1;
-            // forget an address once nothing is open and its last refusal is a minute old
-            if e.open == 0
-                && e.logged
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
-            {
+        if let Some(open) = map.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
                 map.remove(&self.ip);
             }
         }
@@ -275,7 +262,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = app.connections.admit(peer.ip(), per_ip) else {
+        let Some(slot) = app.connections.admit(peer.ip(), per_ip, &app.lograte) else {
             drop(stream); // closed at once: the flood gets a reset, not a slot
             continue;
         };
@@ -347,17 +334,21 @@ mod tests {
     #[test]
     fn the_per_address_cap_counts_and_gives_back() {
         let c = Arc::new(Connections::default());
+        let log = LogRate::default();
         let a: IpAddr = "127.0.0.2".parse().unwrap();
         let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
-        let slots: Vec<_> = (0..3).map(|_| c.admit(a, 3).unwrap()).collect();
-        assert!(c.admit(mapped, 3).is_none(), "the same address, v4-mapped");
+        let slots: Vec<_> = (0..3).map(|_| c.admit(a, 3, &log).unwrap()).collect();
         assert!(
-            c.admit("127.0.0.1".parse().unwrap(), 3).is_some(),
+            c.admit(mapped, 3, &log).is_none(),
+            "the same address, v4-mapped"
+        );
+        assert!(
+            c.admit("127.0.0.1".parse().unwrap(), 3, &log).is_some(),
             "another address"
         );
         assert_eq!(c.refused.load(Ordering::Relaxed), 1);
         drop(slots);
         assert_eq!(c.open(), 0);
-        assert!(c.admit(a, 3).is_some());
+        assert!(c.admit(a, 3, &log).is_some());
     }
 }

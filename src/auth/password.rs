@@ -196,7 +196,15 @@ fn start_hashers(n: usize) -> Result<mpsc::Sender<Job>> {
 const QUEUE_PER_SLOT: usize = 4;
 
 /// One place in the waiting line, given back when dropped (also when the client leaves).
-struct Waiting(Arc<AtomicUsize>);
+pub struct Waiting(Arc<AtomicUsize>);
+
+/// A place for one hash (see [`Passwords::admit`]).
+pub enum Admission {
+    /// A hashing thread is free.
+    Slot(tokio::sync::OwnedSemaphorePermit),
+    /// In the waiting line.
+    Waiting(Waiting),
+}
 
 impl Drop for Waiting {
     fn drop(&mut self) {
@@ -216,18 +224,32 @@ impl Passwords {
         })
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let _permit = match self.permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                let place = Waiting(self.waiting.clone());
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-                    drop(place);
-                    return Err(Error::unavailable(
-                        "busy checking other passwords; retry in a moment",
-                    )
-                    .with_retry_after(1));
-                }
+    /// A place for one hash: a free hashing thread, or a place in the short waiting line;
+    /// 503 at once when both are full. Taken *before* any other work for a login (the store
+    /// read), so a flood is shed before it costs anything.
+    pub fn admit(&self) -> Result<Admission> {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return Ok(Admission::Slot(p));
+        }
+        let place = Waiting(self.waiting.clone());
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            drop(place);
+            return Err(
+                Error::unavailable("busy checking other passwords; retry in a moment")
+                    .with_retry_after(1),
+            );
+        }
+        Ok(Admission::Waiting(place))
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        admission: Admission,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let _permit = match admission {
+            Admission::Slot(p) => p,
+            Admission::Waiting(place) => {
                 let p = self.permits.clone().acquire_owned().await;
                 drop(place);
                 p.map_err(|_| Error::internal("password hasher closed"))?
@@ -248,16 +270,26 @@ impl Passwords {
     /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
     pub async fn hash(&self, password: &str) -> Result<String> {
         let pw = password.as_bytes().to_vec();
-        self.run(move || hash_now(&pw)).await?
+        self.run(self.admit()?, move || hash_now(&pw)).await?
     }
 
     /// Verifies `password` against `hash`, or against a dummy hash when there is none, so that
     /// the time taken does not tell whether the user exists. Comparison is constant-time.
     pub async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool> {
+        self.verify_admitted(self.admit()?, password, hash).await
+    }
+
+    /// [`Passwords::verify`] in a place taken earlier with [`Passwords::admit`].
+    pub async fn verify_admitted(
+        &self,
+        admission: Admission,
+        password: &str,
+        hash: Option<String>,
+    ) -> Result<bool> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.as_str().to_string());
         let pw = password.as_bytes().to_vec();
-        let ok = self.run(move || matches(&pw, &hash)).await?;
+        let ok = self.run(admission, move || matches(&pw, &hash)).await?;
         Ok(ok && known)
     }
 }
