@@ -139,7 +139,11 @@ async fn request_ids_are_echoed_or_made() {
         id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
         "{id}"
     );
-    assert!(s.logs().contains("rid=abc-123_X"));
+    // the access line reaches the log through a pipe: wait for it rather than race it
+    support::wait_until("the request id in the log", 5, async || {
+        s.logs().contains("rid=abc-123_X").then_some(())
+    })
+    .await;
 }
 
 fn run_config(env: &[(&str, &str)], args: &[&str], dir: &std::path::Path) -> (i32, String) {
