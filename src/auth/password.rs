@@ -4,7 +4,7 @@
 //! at a lower CPU priority (nice 10), with a short waiting line (then 503 at once): a login
 //! storm can neither exhaust memory nor take CPU from video and the API. The 19 MiB are
 //! mapped from the kernel for each hash and unmapped after it ([`Scratch`]), so they never sit
-//! in the allocator's free lists (mimalloc keeps freed memory for reuse). A login for an
+//! in the allocator's free lists, whichever allocator runs. A login for an
 //! unknown user verifies against a dummy hash, so it takes as long as one for a real user.
 
 use std::ptr::NonNull;
