@@ -98,16 +98,7 @@ impl Grants {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Role;
-
-    fn user() -> User {
-        User {
-            id: 7,
-            username: "ana".into(),
-            role: Role::Viewer,
-            created_at: chrono::Utc::now(),
-        }
-    }
+    use crate::auth::jwt::tests::user;
 
     #[test]
     fn a_grant_is_reused_until_a_change_its_age_or_its_expiry() {

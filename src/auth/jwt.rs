@@ -156,12 +156,13 @@ impl Tokens {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::store::Role;
 
-    fn user() -> User {
+    /// A user for token tests.
+    pub(crate) fn user() -> User {
         User {
             id: 7,
             username: "ana".into(),

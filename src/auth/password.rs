@@ -25,8 +25,9 @@ pub const MAX_PASSWORD_LEN: usize = 256;
 /// otherwise make every login map that much.
 const MAX_MEMORY_KIB: u32 = 64 * 1024;
 
-fn owasp() -> Params {
-    Params::new(19 * 1024, 2, 1, None).expect("OWASP argon2 parameters are valid")
+fn owasp() -> Result<Params> {
+    Params::new(19 * 1024, 2, 1, None)
+        .map_err(|e| Error::internal(format!("argon2 parameters: {e}")))
 }
 
 /// argon2's working memory: anonymous pages from `mmap`, returned by `munmap` on drop.
@@ -56,7 +57,8 @@ impl Scratch {
             )));
         }
         // page-aligned, so aligned for `Block` (64)
-        let blocks = NonNull::new(p.cast::<Block>()).expect("mmap succeeded");
+        let blocks = NonNull::new(p.cast::<Block>())
+            .ok_or_else(|| Error::internal("mmap returned a null mapping"))?;
         Ok(Scratch { blocks, len })
     }
 }
@@ -105,7 +107,7 @@ fn hash_now(password: &[u8]) -> Result<String> {
     let salt_bytes = salt
         .decode_b64(&mut raw)
         .map_err(|e| Error::internal(format!("password salt: {e}")))?;
-    let params = owasp();
+    let params = owasp()?;
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let hash = derive(
         &argon2,

@@ -41,37 +41,33 @@ pub fn parse(url: &str) -> Option<RtspUrl<'_>> {
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port`.
 fn valid_hostport(s: &str) -> bool {
-    let (host, port) = match s.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((h, p))
-                if !h.is_empty()
-                    && h.chars()
-                        .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') =>
-            {
-                (
-                    h,
-                    p.strip_prefix(':').map(Some).unwrap_or(if p.is_empty() {
-                        None
-                    } else {
-                        Some("x")
-                    }),
-                )
-            }
-            _ => return false,
-        },
-        None => match s.rsplit_once(':') {
+    // (whether the host is well formed, the port if one is given)
+    let split = || -> Option<(bool, Option<&str>)> {
+        if let Some(v6) = s.strip_prefix('[') {
+            let (h, rest) = v6.split_once(']')?;
+            let ok = !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+            let port = match rest {
+                "" => None,
+                p => Some(p.strip_prefix(':')?),
+            };
+            return Some((ok, port));
+        }
+        let (h, port) = match s.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
-        },
+        };
+        let ok = !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        Some((ok, port))
     };
-    let host_ok = s.starts_with('[')
-        || (!host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'));
-    let port_ok =
-        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
-    host_ok && port_ok
+    split().is_some_and(|(host_ok, port)| {
+        host_ok
+            && port
+                .is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// (userinfo, host[:port], the rest from the path on) of what follows `scheme://`.

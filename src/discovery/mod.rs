@@ -370,16 +370,14 @@ impl Discovery {
                             let ch = i as u32 + 1;
                             // the device's own address, whatever host it reported: the scan's
                             // credentials go to the device the admin adds, nowhere else
-                            let (path, port) = path_and_port(u);
-                            let scheme = if u.starts_with("rtsps://") { "rtsps" } else { "rtsp" };
-                            let own = format!("{scheme}://{ip}:{port}{path}");
+                            let own = onvif::on_device_host(u, &format!("rtsp://{ip}"));
                             if url_host_v4(u) != Some(ip) {
                                 warn!(device = %ip, reported = %crate::camera::url::redacted(u), "ONVIF device reported a stream on another host; using the device's own address");
                             }
                             urls.insert(ch, Some(own));
                             Channel {
                                 channel: ch,
-                                rtsp_path: path,
+                                rtsp_path: path_and_port(u).0,
                             }
                         })
                         .collect();

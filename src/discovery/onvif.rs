@@ -316,7 +316,7 @@ pub async fn inspect(
 
 /// `reported` (a service address a device gave) with `device_url`'s host in place of its own:
 /// port and path stay, any userinfo goes.
-fn on_device_host(reported: &str, device_url: &str) -> String {
+pub fn on_device_host(reported: &str, device_url: &str) -> String {
     fn parts(u: &str) -> Option<(&str, &str, Option<&str>, &str)> {
         let (scheme, rest) = u.split_once("://")?;
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
