@@ -78,7 +78,6 @@ async fn h264_and_aac_play_through_the_hls_url_without_headers() {
         "#EXT-X-PART-INF:PART-TARGET=",
         "CAN-BLOCK-RELOAD=YES",
         "#EXT-X-MAP:URI=\"init-1.mp4?t=",
-        "#EXT-X-PRELOAD-HINT:TYPE=PART",
         "#EXT-X-PROGRAM-DATE-TIME:",
         "#EXTINF:",
     ] {
@@ -109,7 +108,10 @@ async fn h264_and_aac_play_through_the_hls_url_without_headers() {
         "{cam}"
     );
     assert_eq!(cam["stream"]["audio"], "mp4a.40.2");
-    // blocking reload: ask for the next part; it comes when it exists
+    // blocking reload: ask for the next part; it comes when it exists (parts and the hint
+    // are listed from the camera's second key frame on)
+    let (_, playlist) = get_text(&url).await;
+    assert!(playlist.contains("#EXT-X-PART:"), "{playlist}");
     let next = playlist
         .lines()
         .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part"))
@@ -141,6 +143,55 @@ async fn h264_and_aac_play_through_the_hls_url_without_headers() {
         .call("GET", "/api/cameras/127.0.0.1", Some(&admin), Value::Null)
         .await;
     assert_eq!(cam["stream"]["state"], "idle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_playlist_is_ready_half_a_second_after_the_first_key_frame() {
+    let cams = GstCams::start();
+    let s = Server::start();
+    let admin = setup(&s, "127.0.0.6", &cams.url("h264gop2")).await;
+    let url = start(&s, &admin, "127.0.0.6").await["hls_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, pl) = get_text(&url).await; // waits until it is playable
+    let answered = chrono::Utc::now();
+    assert_eq!(st, 200, "{pl}");
+    let live = wait_state(&s, &admin, "127.0.0.6", "live", 5).await;
+    let first_key: chrono::DateTime<chrono::Utc> = live["since"].as_str().unwrap().parse().unwrap();
+    let after = (answered - first_key).num_milliseconds();
+    eprintln!("first playlist {after} ms after the camera's first key frame (2 s GOP)");
+    assert!(
+        (0..=500).contains(&after),
+        "{after} ms after the first key frame:\n{pl}"
+    );
+    // a whole first segment, shorter than a part; the first GOP lists no part
+    assert!(pl.contains("#EXTINF:0.") && pl.contains("seg0.m4s"), "{pl}");
+    assert!(!pl.contains("#EXT-X-PART:"), "{pl}");
+    // the next one (blocking reload) begins between key frames: players are told to start at
+    // the first
+    let (st, pl) = get_text(&format!("{url}&_HLS_msn=1")).await;
+    assert_eq!(st, 200, "{pl}");
+    assert!(pl.contains("seg1.m4s"), "{pl}");
+    assert!(
+        pl.contains("#EXT-X-START:TIME-OFFSET=0.000,PRECISE=YES"),
+        "{pl}"
+    );
+    // what it names plays: the init and the first two segments decode together
+    let base = url.split("/index.m3u8").next().unwrap();
+    let q = url.split_once('?').unwrap().1;
+    let mut mp4 = Vec::new();
+    for name in ["init-1.mp4", "seg0.m4s", "seg1.m4s"] {
+        let r = reqwest::get(format!("{base}/{name}?{q}")).await.unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        mp4.extend(r.bytes().await.unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("first.mp4");
+    std::fs::write(&f, &mp4).unwrap();
+    support::decodes_silently(&f);
+    assert_eq!(ffprobe_streams(&url).len(), 2);
+    assert_eq!(ffmpeg_decode(&url, 3), "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,7 +229,8 @@ async fn three_viewers_share_one_rtsp_session() {
         "{stats}"
     );
     assert_eq!(stats["streams"]["active"], 1);
-    assert!(stats["streams"]["hls_window_bytes"].as_u64().unwrap() > 10_000);
+    // the window (here the first ~0.5 s after the key frame) lives in RAM
+    assert!(stats["streams"]["hls_window_bytes"].as_u64().unwrap() > 1_000);
     assert_eq!(
         cams.connections(),
         1,

@@ -2,8 +2,19 @@
 //!
 //! - Segments are cut only at video key frames, once they hold at least the target duration
 //!   (a camera with a long GOP gets longer segments); parts close at about
-//!   [`HlsConfig::part_hint`]. `PART-TARGET` is fixed once the first segment is complete
-//!   (§4.4.3.7, it must not change).
+//!   [`HlsConfig::part_hint`]. `PART-TARGET` is fixed when the first part is published
+//!   (§4.4.3.7, it must not change), at the hint plus one frame.
+//! - In LL-HLS a fresh window's first GOP is cut into small whole segments, one part each
+//!   (the first one half the hint long), listed without their parts, so the first playlist is
+//!   ready about 0.2 s after the camera's first key frame rather than a GOP later. Players
+//!   need a whole segment (hls.js calls a playlist of parts only empty: `levelEmptyError`),
+//!   and hls.js loads a part only at a key frame or right after a part it loaded, so the parts
+//!   of a segment that begins between key frames would wait for the segment to end; whole
+//!   segments are loaded one after the other. While segments that begin between key frames
+//!   are in the window the playlist says where a player joining now must start
+//!   (`EXT-X-START`, §4.4.2.2): at the newest key frame at least `PART-HOLD-BACK` behind the
+//!   live edge, where it would start anyway had every segment begun with a key frame (else
+//!   hls.js buffered frames a decoder cannot start from and stalled ~5 s).
 //! - A segment is the concatenation of its parts' `moof`+`mdat` pairs, so both are served from
 //!   the same buffers.
 //! - A new init (reconnect, new parameters) or a timestamp jump starts a new segment marked
@@ -79,13 +90,16 @@ struct Window {
     next_msn: u64,
     discontinuity_seq: u64,
     pending_discontinuity: bool,
-    /// Fixed after the first complete segment.
+    /// Fixed when the first part is published (§4.4.3.7: it must not change): a part
+    /// closes once it holds `part_hint`, so it is at most the hint plus one frame.
     part_target: Option<f64>,
-    max_part: f64,
     /// Wall-clock time of the first frame of the segment being built.
     next_start: Option<DateTime<Utc>>,
     /// Frames are dropped until a video key frame (after a start or a jump).
     waiting_key: bool,
+    /// In the first GOP of a fresh window (seconds of it so far): each part is a segment of its
+    /// own, until the next key frame starts a normal one.
+    first_gop: Option<f64>,
     version: u64,
     /// When the newest video frame arrived, and how long parts took to be published after
     /// their last frame arrived (µs, the most recent [`LATENCY_SAMPLES`]).
@@ -101,6 +115,32 @@ pub struct Hls {
     cfg: HlsConfig,
     w: Mutex<Window>,
     changed: watch::Sender<u64>,
+}
+
+/// Where a player joining now should start, in seconds from the window's first segment, while
+/// the window holds a segment that does not begin with a key frame (the one after a short first
+/// segment): the newest key frame at least `hold_back` behind the live edge, or the oldest one.
+/// `None` when every segment begins with a key frame: players find that start themselves.
+/// A positive offset (from the start) reads the same to every player; a negative one is
+/// counted from the last whole segment by the RFC but from the last part by hls.js.
+fn start_offset(w: &Window, hold_back: f64) -> Option<f64> {
+    if w.segments
+        .iter()
+        .all(|s| s.parts.first().is_none_or(|p| p.independent))
+    {
+        return None;
+    }
+    let parts = || w.segments.iter().flat_map(|s| s.parts.iter());
+    let target = parts().map(|p| p.duration).sum::<f64>() - hold_back;
+    let mut at = 0.0;
+    let mut start = None;
+    for p in parts() {
+        if p.independent && (start.is_none() || at <= target) {
+            start = Some(at);
+        }
+        at += p.duration;
+    }
+    start
 }
 
 /// A file of the window, as buffers to send.
@@ -132,9 +172,9 @@ impl Hls {
                 discontinuity_seq: 0,
                 pending_discontinuity: false,
                 part_target: None,
-                max_part: 0.0,
                 next_start: None,
                 waiting_key: true,
+                first_gop: None,
                 version: 0,
                 last_video_arrival: None,
                 publish_us: VecDeque::new(),
@@ -201,10 +241,12 @@ impl Hls {
                 .filter(|s| !s.complete)
                 .map_or(0.0, Segment::duration);
             let done = w.muxer.as_ref().map_or(0.0, Muxer::video_done);
-            if (key && current + done >= self.cfg.segment_target)
+            if (key && (w.first_gop.is_some() || current + done >= self.cfg.segment_target))
                 || current + done >= MAX_SEGMENT_SECS
             {
+                // the frames before the key frame end the first GOP's one-part segments
                 self.close_segment(w);
+                w.first_gop = None;
             }
         }
         if w.next_start.is_none() {
@@ -224,17 +266,32 @@ impl Hls {
             return;
         }
         // a part is published as soon as its last frame is here: the waiting frames go in
-        // with an estimated duration, corrected by the next frame
+        // with an estimated duration, corrected by the next frame. In a fresh window's first
+        // GOP each part is a segment (the first half the hint long), whole when the next part
+        // is published; `start_offset` points players joining meanwhile at a key frame.
+        let fresh = w.segments.is_empty();
+        let hint = if fresh {
+            self.cfg.part_hint / 2.0
+        } else {
+            self.cfg.part_hint
+        };
         if video
             && self.cfg.low_latency
-            && w.muxer
-                .as_ref()
-                .is_some_and(|m| m.video_buffered() >= self.cfg.part_hint)
+            && w.muxer.as_ref().is_some_and(|m| m.video_buffered() >= hint)
         {
             if let Some(m) = w.muxer.as_mut() {
                 m.complete_pending();
             }
+            if fresh {
+                w.first_gop = Some(0.0);
+            }
             self.flush_part(w);
+            if let Some(secs) = w.first_gop {
+                let secs = secs + w.segments.back().map_or(0.0, Segment::duration);
+                self.seal_segment(w);
+                // a camera that sends no second key frame gets normal segments again
+                w.first_gop = (secs < MAX_SEGMENT_SECS).then_some(secs);
+            }
         }
     }
 
@@ -283,7 +340,9 @@ impl Hls {
                 .push_back(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
         }
         if w.part_target.is_none() {
-            w.max_part = w.max_part.max(duration);
+            let frame = w.muxer.as_ref().map_or(0.0, Muxer::video_frame_secs);
+            let target = duration.max(self.cfg.part_hint + frame);
+            w.part_target = Some((target * 1000.0).ceil() / 1000.0);
         }
         w.version += 1;
     }
@@ -294,6 +353,11 @@ impl Hls {
             m.complete_pending_audio();
         }
         self.flush_part(w);
+        self.seal_segment(w);
+    }
+
+    /// Marks the segment being built whole and trims the window.
+    fn seal_segment(&self, w: &mut Window) {
         let Some(seg) = w.segments.back_mut() else {
             return;
         };
@@ -302,9 +366,6 @@ impl Hls {
         }
         seg.complete = true;
         w.next_start = None;
-        if w.part_target.is_none() {
-            w.part_target = Some((w.max_part * 1000.0).ceil() / 1000.0);
-        }
         // keep at least three target durations, not counting the newest segment
         let target = self.target_duration(w) as f64;
         while w.segments.len() > 4 {
@@ -348,6 +409,7 @@ impl Hls {
         w.segments.clear();
         w.pending_discontinuity = false;
         w.waiting_key = true;
+        w.first_gop = None;
         w.next_start = None;
         w.version += 1;
     }
@@ -385,11 +447,15 @@ impl Hls {
         let ll = self.cfg.low_latency;
         if !self
             .wait_for(FIRST_WAIT, |w| {
-                // a first playlist that ends exactly at a segment boundary, with no part of
-                // the next segment yet, makes hls.js re-load the last part in a loop: wait
-                // for the next segment's first part (one part time) in LL-HLS
+                // players need a whole segment (hls.js calls a playlist of parts only empty);
+                // in LL-HLS a playlist that ends exactly at a segment boundary, with no part of
+                // the next segment yet, makes hls.js re-load the last part in a loop, so the
+                // segment being built must have a part too, unless no part is listed at all
+                // (a fresh window's first GOP: its first segment is whole ~0.15 s after the
+                // key frame, see `frame`)
                 w.segments.iter().any(|s| s.complete)
                     && (!ll
+                        || w.first_gop.is_some()
                         || w.segments
                             .back()
                             .is_some_and(|s| !s.complete && !s.parts.is_empty()))
@@ -424,7 +490,7 @@ impl Hls {
     fn render(&self, w: &Window, q: &str) -> String {
         let ll = self.cfg.low_latency;
         let target = self.target_duration(w);
-        let part_target = w.part_target.unwrap_or(w.max_part.max(self.cfg.part_hint));
+        let part_target = w.part_target.unwrap_or(self.cfg.part_hint);
         let mut s = String::with_capacity(2048);
         s.push_str("#EXTM3U\n");
         let _ = writeln!(s, "#EXT-X-VERSION:{}", if ll { 9 } else { 7 });
@@ -436,6 +502,11 @@ impl Hls {
                 3.0 * part_target
             );
             let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={part_target:.3}");
+        }
+        if ll {
+            if let Some(offset) = start_offset(w, 3.0 * part_target) {
+                let _ = writeln!(s, "#EXT-X-START:TIME-OFFSET={offset:.3},PRECISE=YES");
+            }
         }
         let first = w.segments.front().map_or(0, |s| s.msn);
         let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{first}");
@@ -469,7 +540,8 @@ impl Hls {
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
                 seg.start.to_rfc3339_opts(SecondsFormat::Millis, true)
             );
-            if ll && seg.msn >= parts_from {
+            // no part is listed in a fresh window's first GOP (see the module header)
+            if ll && seg.msn >= parts_from && w.first_gop.is_none() {
                 for (i, p) in seg.parts.iter().enumerate() {
                     let _ = write!(
                         s,
@@ -502,10 +574,12 @@ impl Hls {
                     );
                 }
             }
-            let _ = writeln!(
-                s,
-                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part{msn}.{idx}.m4s{q}\""
-            );
+            if w.first_gop.is_none() {
+                let _ = writeln!(
+                    s,
+                    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part{msn}.{idx}.m4s{q}\""
+                );
+            }
         }
         s
     }
@@ -669,27 +743,25 @@ mod tests {
             "{pl}"
         );
         assert!(
-            pl.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.960"),
+            pl.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.020"),
             "{pl}"
         );
-        assert!(pl.contains("#EXT-X-PART-INF:PART-TARGET=0.320"), "{pl}");
+        // the hint (0.3 s) plus one frame: no part of 0.32 s, jitter or not, can exceed it
+        assert!(pl.contains("#EXT-X-PART-INF:PART-TARGET=0.340"), "{pl}");
         assert!(pl.contains("#EXT-X-MAP:URI=\"init-1.mp4?t=abc\""));
-        assert!(
-            pl.contains("#EXTINF:2.000,\nseg0.m4s?t=abc")
-                || pl.contains("#EXTINF:2.000,\nseg1.m4s?t=abc"),
-            "{pl}"
-        );
+        // the first GOP in one-part segments (0.16, 0.32, 0.32, 0.2 s), then 2 s each
+        assert!(pl.contains("#EXTINF:2.000,\nseg4.m4s?t=abc"), "{pl}");
         assert!(pl.contains(",INDEPENDENT=YES"));
         assert!(
-            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part4.6.m4s?t=abc\""),
+            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part8.3.m4s?t=abc\""),
             "{pl}"
         );
         assert!(!pl.contains("DISCONTINUITY"));
         // a segment is the concatenation of its parts
-        let seg = h.file("seg3.m4s").await.unwrap();
+        let seg = h.file("seg4.m4s").await.unwrap();
         let mut parts = Vec::new();
         for i in 0..7 {
-            match h.file(&format!("part3.{i}.m4s")).await {
+            match h.file(&format!("part4.{i}.m4s")).await {
                 Ok(p) => parts.extend(p.chunks),
                 Err(_) => break,
             }
@@ -708,6 +780,109 @@ mod tests {
         ] {
             assert!(h.file(bad).await.is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_first_playlist_is_ready_a_fifth_of_a_second_after_the_first_key_frame() {
+        let h = Arc::new(Hls::new(HlsConfig::default()));
+        h.push(Event::Start(tracks(1)));
+        feed(&h, 0, 3, 50, 0); // 2 s GOP: the first key frame and two frames after it
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), h.playlist(None, None, ""))
+                .await
+                .is_err(),
+            "no whole segment yet"
+        );
+        // the fourth frame fills the first part (0.16 s, half the hint): it goes out with the
+        // frame's estimated duration, and is a whole segment
+        feed(&h, 3, 1, 50, 0);
+        let pl = tokio::time::timeout(Duration::from_millis(200), h.playlist(None, None, ""))
+            .await
+            .expect("answered without waiting for a GOP")
+            .unwrap();
+        // a whole first segment of one short part, listed without it (no part of the first GOP
+        // is offered to players, and no hint); it is the only place to start
+        assert!(pl.contains("#EXTINF:0.160,\nseg0.m4s\n"), "{pl}");
+        assert!(
+            !pl.contains("#EXT-X-PART:") && !pl.contains("PRELOAD-HINT"),
+            "{pl}"
+        );
+        assert!(!pl.contains("#EXT-X-START"), "{pl}");
+        let target = |pl: &str| {
+            pl.lines()
+                .find(|l| l.starts_with("#EXT-X-PART-INF:"))
+                .map(str::to_string)
+        };
+        let first = target(&pl);
+        assert_eq!(first.as_deref(), Some("#EXT-X-PART-INF:PART-TARGET=0.340"));
+        // a blocking reload for the next segment waits until it is whole, not for its part
+        let next = {
+            let h = h.clone();
+            tokio::spawn(async move { h.playlist(Some(1), Some(0), "").await })
+        };
+        feed(&h, 4, 7, 50, 0); // the second segment's frames, not yet whole
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!next.is_finished(), "answered before segment 1 was whole");
+        feed(&h, 11, 1, 50, 0); // its eighth frame fills it
+        let pl = next.await.unwrap().unwrap();
+        assert!(pl.contains("#EXTINF:0.320,\nseg1.m4s\n"), "{pl}");
+        // it begins between key frames: a player joining now must start at the key frame
+        assert!(
+            pl.contains("#EXT-X-START:TIME-OFFSET=0.000,PRECISE=YES\n"),
+            "{pl}"
+        );
+        // 3.4 s in: one-part segments up to the second key frame (2 s), then a normal segment
+        // with its parts; a player joining now starts at the newest key frame at least
+        // PART-HOLD-BACK (1.02 s) behind the edge: the second one
+        feed(&h, 13, 75, 50, 0);
+        let pl = h.playlist(None, None, "").await.unwrap();
+        assert!(pl.contains("#EXTINF:0.240,\nseg6.m4s\n"), "{pl}");
+        assert!(
+            pl.contains("seg6.m4s\n#EXT-X-PROGRAM-DATE-TIME:")
+                && pl.contains("#EXT-X-PART:DURATION=0.320,URI=\"part7.0.m4s\",INDEPENDENT=YES\n"),
+            "{pl}"
+        );
+        assert_eq!(pl.matches("#EXT-X-PART:").count(), 4, "{pl}");
+        assert!(
+            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part7.4.m4s\""),
+            "{pl}"
+        );
+        assert!(
+            pl.contains("#EXT-X-START:TIME-OFFSET=2.000,PRECISE=YES\n"),
+            "{pl}"
+        );
+        // a slower frame rate does not move the part target
+        feed(&h, 88, 124, 50, 0);
+        for i in 0..40 {
+            h.push(Event::Frame(Frame {
+                kind: TrackKind::Video,
+                pts: 212 * 3600 + i * 9000,
+                keyframe: i % 20 == 0,
+                data: Bytes::from(vec![1; 100]),
+                arrived: Instant::now(),
+                wall: Utc::now(),
+            }));
+        }
+        let pl = h.playlist(None, None, "").await.unwrap();
+        assert_eq!(target(&pl), first);
+        assert!(pl.contains("#EXTINF:2.000,\nseg7.m4s\n"), "{pl}");
+        assert!(pl.contains("#EXT-X-START:"), "{pl}");
+        // once the segments that begin between key frames have left the window, players
+        // choose their start themselves
+        feed(&h, 252, 250, 25, 212 * 3600 + 40 * 9000 - 252 * 3600);
+        let pl = h.playlist(None, None, "").await.unwrap();
+        assert!(
+            !pl.contains("seg6.m4s") && !pl.contains("#EXT-X-START"),
+            "{pl}"
+        );
+        // plain HLS keeps whole GOP-long segments from the start
+        let plain = Hls::new(HlsConfig {
+            low_latency: false,
+            ..HlsConfig::default()
+        });
+        plain.push(Event::Start(tracks(1)));
+        feed(&plain, 0, 13, 50, 0);
+        assert!(!plain.ready());
     }
 
     #[tokio::test]

@@ -184,6 +184,12 @@ impl Muxer {
         (l.done_ticks() + pending) as f64 / f64::from(l.timescale)
     }
 
+    /// The last video frame interval, seconds (the nominal 1/25 s before two frames came).
+    pub fn video_frame_secs(&self) -> f64 {
+        let l = &self.lanes[0];
+        f64::from(l.last_duration) / f64::from(l.timescale)
+    }
+
     /// Seconds of complete video samples not yet in a fragment.
     pub fn video_done(&self) -> f64 {
         let l = &self.lanes[0];

@@ -125,13 +125,18 @@ pub fn ffprobe_streams(url: &str) -> Vec<(String, String, String)> {
     v
 }
 
-/// `ffmpeg -v error -i <url> -t <secs> -f null -`: what it printed (nothing is good).
+/// `ffmpeg -v error -prefer_x_start 1 -i <url> -t <secs> -f null -`: what it printed (nothing
+/// is good).
 pub fn ffmpeg_decode(url: &str, secs: u32) -> String {
     let out = Command::new("ffmpeg")
         .args([
             "-nostdin",
             "-v",
             "error",
+            // start where the playlist says (EXT-X-START): in a fresh window's first GOP the
+            // newest segments begin between key frames (ffmpeg ignores the tag by default)
+            "-prefer_x_start",
+            "1",
             "-i",
             url,
             "-t",

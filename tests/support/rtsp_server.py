@@ -6,6 +6,7 @@ Usage: /usr/bin/python3 rtsp_server.py [--user U --password P] [--port N] [--add
 Mounts (each client gets its own pipeline, see DESIGN.md on shared mounts):
   /h264       H.264 640x360 25 fps, 1 s GOP
   /h264aac    the same plus AAC 48 kHz stereo
+  /h264gop2   /h264aac with a 2 s GOP
   /h265       H.265 640x360 25 fps, closed GOP (IDR key frames)
   /h265cam    H.265 640x360 15 fps as x265 makes it by default: open GOP, so every key frame
               after the first is a CRA picture, not an IDR (as most H.265 cameras send)
@@ -40,6 +41,7 @@ H265CAM = (
 MOUNTS = {
     "/h264": f"( {VIDEO} )",
     "/h264aac": f"( {VIDEO} {AUDIO} )",
+    "/h264gop2": f"( {VIDEO.replace('key-int-max=25', 'key-int-max=50')} {AUDIO} )",
     "/h265": "( videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=25/1 "
     "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=25 option-string=keyint=25:min-keyint=25:scenecut=0:open-gop=0:repeat-headers=1 ! rtph265pay name=pay0 pt=96 config-interval=-1 )",
     "/h265cam": f"( {H265CAM} )",
