@@ -59,14 +59,24 @@ for N in $COUNTS; do
       -d "{\"ip\":\"127.0.3.$((i % 250 + 1))\",\"channel\":$((i / 250 + 1)),\"rtsp_url\":\"$RTSP/cam$i\"}" >/dev/null
   done
   IDS=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE/api/cameras/list" | jq -r '.cameras[].id')
-  : >"$WORK/urls-$N"; : >"$WORK/first-$N"
-  for id in $IDS; do
-    ( t0=$(date +%s.%N)
-      u=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE/api/cameras/stream/$id" | jq -r .hls_url)
-      curl -sf -o /dev/null "$u" && t1=$(date +%s.%N) && echo "$t1 - $t0" | bc >>"$WORK/first-$N"
-      echo "$u" >>"$WORK/urls-$N" ) &
-  done
-  wait $(jobs -p | grep -v -e "^$CAMSIM$" -e "^$VIGIA$") 2>/dev/null || true
+  # every camera asked for at once from one process (threads), as 128 viewers clicking would:
+  # from the stream API call to the first playlist's last byte
+  FIRST=$(python3 - "$BASE" "$TOKEN" "$WORK/urls-$N" $IDS <<'PY'
+import json, sys, time, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+base, token, out, ids = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+def first(cam):
+    t0 = time.monotonic()
+    req = urllib.request.Request(f"{base}/api/cameras/stream/{cam}", headers={"Authorization": f"Bearer {token}"})
+    url = json.load(urllib.request.urlopen(req, timeout=60))["hls_url"]
+    urllib.request.urlopen(url, timeout=60).read()
+    return time.monotonic() - t0, url
+with ThreadPoolExecutor(len(ids)) as pool:
+    res = sorted(pool.map(first, ids))
+open(out, "w").write("".join(u + "\n" for _, u in res))
+print(f"p50 {res[(len(res) - 1) // 2][0]:.2f} s, max {res[-1][0]:.2f} s")
+PY
+)
   ./target/$PROFILE/examples/hls_poller "$WORK/urls-$N" $((SECS + WARM + 2)) >"$WORK/poller-$N.out" &
   POLLER=$!; PIDS+=($POLLER)
   sleep $WARM
@@ -76,7 +86,6 @@ for N in $COUNTS; do
   WIN=$(jq -r '.streams.hls_window_bytes / 1048576 | . * 10 | floor / 10' <<<"$STATS")
   P50=$(jq -r '.streams.part_publish_ms.p50' <<<"$STATS"); P99=$(jq -r '.streams.part_publish_ms.p99' <<<"$STATS")
   LIVE=$(jq -r '[.cameras.detail[] | select(.stream.state == "live")] | length' <<<"$STATS")
-  FIRST=$(sort -n "$WORK/first-$N" | awk '{a[NR]=$1} END{printf "p50 %.2f s, max %.2f s", a[int((NR+1)/2)], a[NR]}')
   wait $POLLER 2>/dev/null || true
   POLL=$(cat "$WORK/poller-$N.out")
   kill $VIGIA; wait $VIGIA 2>/dev/null || true

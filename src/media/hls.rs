@@ -5,16 +5,20 @@
 //!   [`HlsConfig::part_hint`]. `PART-TARGET` is fixed when the first part is published
 //!   (§4.4.3.7, it must not change), at the hint plus one frame.
 //! - In LL-HLS a fresh window's first GOP is cut into small whole segments, one part each
-//!   (the first one half the hint long), listed without their parts, so the first playlist is
-//!   ready about 0.2 s after the camera's first key frame rather than a GOP later. Players
-//!   need a whole segment (hls.js calls a playlist of parts only empty: `levelEmptyError`),
-//!   and hls.js loads a part only at a key frame or right after a part it loaded, so the parts
-//!   of a segment that begins between key frames would wait for the segment to end; whole
-//!   segments are loaded one after the other. While segments that begin between key frames
-//!   are in the window the playlist says where a player joining now must start
-//!   (`EXT-X-START`, §4.4.2.2): at the newest key frame at least `PART-HOLD-BACK` behind the
-//!   live edge, where it would start anyway had every segment begun with a key frame (else
-//!   hls.js buffered frames a decoder cannot start from and stalled ~5 s).
+//!   (the first one half the hint long), so the first playlist is ready about 0.2 s after the
+//!   camera's first key frame rather than a GOP later. Players need a whole segment (hls.js
+//!   calls a playlist of parts only empty: `levelEmptyError`), and hls.js loads a part only at
+//!   a key frame or right after a part it loaded, so the parts of a segment that begins between
+//!   key frames would wait for the segment to end; whole segments are loaded one after the
+//!   other. Until the second key frame no part (and no hint) is listed: a playlist ending with
+//!   a whole segment's last part made hls.js load that part again in a loop (its audio ends a
+//!   little before its video). From then on every recent segment lists its parts again, the
+//!   first GOP's too: hls.js turns part loading on only once the part list reaches behind the
+//!   segment being built. While segments that begin between key frames are in the window the
+//!   playlist says where a player joining now must start (`EXT-X-START`, §4.4.2.2): at the
+//!   newest key frame at least `PART-HOLD-BACK` behind the live edge, where it would start
+//!   anyway had every segment begun with a key frame (else hls.js appended frames a decoder
+//!   cannot start from: `bufferAppendNoProgress`).
 //! - A segment is the concatenation of its parts' `moof`+`mdat` pairs, so both are served from
 //!   the same buffers.
 //! - A new init (reconnect, new parameters) or a timestamp jump starts a new segment marked
@@ -842,7 +846,9 @@ mod tests {
                 && pl.contains("#EXT-X-PART:DURATION=0.320,URI=\"part7.0.m4s\",INDEPENDENT=YES\n"),
             "{pl}"
         );
-        assert_eq!(pl.matches("#EXT-X-PART:").count(), 4, "{pl}");
+        // from the second key frame on every recent segment lists its parts, the first GOP's
+        // too: hls.js loads parts only once the part list reaches behind the segment it loads
+        assert_eq!(pl.matches("#EXT-X-PART:").count(), 7 + 4, "{pl}");
         assert!(
             pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part7.4.m4s\""),
             "{pl}"
