@@ -4,7 +4,7 @@
 //! REST API for LAN clients that keeps the old Flask backend's paths and JSON shapes.
 //!
 //! - [`config`]: settings from environment, `.env` and flags, validated once.
-//! - [`store`]: the storage trait (redb by default) and its conformance suite.
+//! - [`store`]: the storage trait (redb by default).
 //! - [`auth`]: passwords, tokens, login throttling and the one permission check.
 //! - [`camera`]: camera ids, RTSP URL templates, sealed credentials.
 //! - [`api`]: the route table and handlers on hyper.

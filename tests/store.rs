@@ -3,10 +3,13 @@
 //! file, refusing a second process or a newer schema, and moving data between back ends.
 
 mod support;
+// test code, kept out of the product: only this binary runs it
+#[path = "support/conformance.rs"]
+mod conformance;
 
 use std::sync::Arc;
 
-use vigia::store::conformance::{camera, CHECKS};
+use conformance::{camera, CHECKS};
 use vigia::store::redb::RedbStore;
 use vigia::store::{CreateMode, DynStore, NewUser, Role, Session, Store};
 
@@ -78,9 +81,9 @@ fn a_second_process_on_the_same_file_is_refused_clearly() {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
+    use crate::conformance::populate;
     use support::pg::cluster;
     use vigia::config::{DbConfig, DbLocation};
-    use vigia::store::conformance::populate;
     use vigia::store::postgres::PgStore;
 
     fn db(url: &str) -> DbConfig {

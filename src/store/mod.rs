@@ -2,12 +2,12 @@
 //!
 //! Handlers and media code see only [`Store`] and the plain structs below; nothing outside this
 //! module names redb (or, in Postgres mode, tokio-postgres). Both back ends keep the same
-//! semantics, checked by one conformance suite ([`conformance`]): numeric user ids assigned by
+//! semantics, checked by one conformance suite (`tests/support/conformance.rs`, which
+//! `tests/store.rs` runs on each; test code, not in the product): numeric user ids assigned by
 //! the store, camera ids chosen by the caller, uniqueness of usernames and of camera
 //! `(ip, channel)` enforced inside write transactions, "last admin" rules enforced in the same
 //! transaction as the change, and every time in UTC.
 
-pub mod conformance;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod redb;

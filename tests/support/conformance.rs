@@ -1,4 +1,4 @@
-//! The store conformance suite: one set of checks every [`Store`] back end must pass, so redb
+//! The store conformance suite: one set of checks every `Store` back end must pass, so redb
 //! and PostgreSQL keep the same semantics (ids, uniqueness, 404s, last-admin rules, cascades,
 //! revocation, UTC times, races). `tests/store.rs` runs every check on a fresh, empty store of
 //! each back end. A check panics with a message saying what differed.
@@ -6,11 +6,11 @@
 use chrono::{Duration, Utc};
 use futures_util::future::BoxFuture;
 
-use super::{
+use vigia::error::Kind;
+use vigia::store::{
     Brand, Camera, CameraPatch, CreateMode, Dump, DynStore, ImportReport, NewRecording, NewUser,
     NodeBeat, RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Transport,
 };
-use crate::error::Kind;
 
 /// Name and body of each check; each gets its own empty store.
 pub type Check = (&'static str, fn(DynStore) -> BoxFuture<'static, ()>);
@@ -113,7 +113,7 @@ fn new_user(name: &str, role: Role) -> NewUser {
 
 /// A camera row as the API would build it (the sealed bytes are opaque to the store).
 pub fn camera(ip: &str, channel: u32) -> Camera {
-    let id = crate::camera::camera_id(ip, channel);
+    let id = vigia::camera::camera_id(ip, channel);
     Camera {
         rtsp_url_sealed: vec![1, 2, 3, channel as u8],
         rtsp_url_display: format!("rtsp://u:***@{ip}:554/stream{channel}"),
@@ -495,7 +495,7 @@ async fn sessions_and_revocation(s: DynStore) {
         s.set_password(4242, "x").await.unwrap_err(),
         s.token_generation(4242).await.unwrap_err(),
     ] {
-        assert_eq!(missing.kind, crate::error::Kind::NotFound);
+        assert_eq!(missing.kind, Kind::NotFound);
     }
 }
 
@@ -673,7 +673,7 @@ async fn recordings_index(s: DynStore) {
         limit: 100,
         ..Default::default()
     };
-    let ids = |v: Vec<super::Recording>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let ids = |v: Vec<vigia::store::Recording>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(
         ids(s.recordings(&all).await.unwrap()),
         vec![c.id, b.id, a.id],
