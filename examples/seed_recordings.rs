@@ -18,8 +18,8 @@ async fn main() {
     let store: DynStore = if target.starts_with("postgres") {
         #[cfg(feature = "postgres")]
         {
-            let db = vigia::config::DbConfig {
-                location: vigia::config::DbLocation::Url(target.clone()),
+            let db = vigia::store::DbConfig {
+                location: vigia::store::DbLocation::Url(target.clone()),
                 ca_cert: None,
                 require_tls: None,
                 pool_size: 4,

@@ -7,9 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::api::App;
 use crate::auth::jwt::Tokens;
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
@@ -21,32 +23,7 @@ use crate::media::hls::HlsConfig;
 use crate::media::recordings::{RecordingConfig, Recordings};
 use crate::media::streams::Streams;
 use crate::store::{self, DynStore};
-
-/// Everything a request handler may need, shared by all connections.
-pub struct App {
-    pub config: Config,
-    pub store: DynStore,
-    pub tokens: Tokens,
-    pub passwords: Passwords,
-    pub limiter: LoginLimiter,
-    /// Logins recently checked, so media requests do not verify and read the store each time.
-    pub grants: crate::auth::grants::Grants,
-    /// Open HTTP connections, per address, and those refused or timed out.
-    pub connections: Arc<crate::api::server::Connections>,
-    /// Host names requests may carry besides addresses and `localhost` (DNS rebinding).
-    pub host_names: Vec<String>,
-    /// Lines a neighbour can cause (refusals, failed logins), one a minute per address.
-    pub lograte: crate::system::lograte::LogRate,
-    pub sealer: Sealer,
-    pub clock: Arc<dyn Clock>,
-    pub started: Instant,
-    pub streams: Arc<Streams>,
-    pub recordings: Arc<Recordings>,
-    pub fleet: crate::fleet::Fleet,
-    pub discovery: crate::discovery::Discovery,
-    /// Background tasks, stopped and joined at shutdown before recordings close.
-    pub tasks: crate::system::tasks::Tasks,
-}
+use crate::system::watchdog::{disk_free_note, Health, STALL};
 
 /// Reads `DATA_DIR/secret_key`, creating it (256 random bits, mode 0600) on first start.
 pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>> {
@@ -102,7 +79,7 @@ impl App {
             Some(k) => k.clone(),
             None => load_or_create_secret(&config.data_dir)?,
         };
-        let store: DynStore = store::open(&config).await?;
+        let store: DynStore = store::open(config.database.as_ref(), &config.data_dir).await?;
         check_key(store.as_ref(), &secret, config.database.is_some()).await?;
         let streams = Streams::new(
             config.max_streams as usize,
@@ -128,6 +105,8 @@ impl App {
                 shared: config.database.is_some(),
             },
         );
+        let tasks: Arc<crate::system::tasks::Tasks> = Arc::default();
+        let sealer = Sealer::new(&secret);
         let fleet = crate::fleet::Fleet::new(
             config.node_name.clone(),
             config.node_url.clone().unwrap_or_else(|| {
@@ -136,6 +115,13 @@ impl App {
             config.database.is_some(),
             Duration::from_secs(config.node_stale_secs),
             crate::fleet::instance_id(&config.data_dir)?,
+            crate::fleet::Handles {
+                store: store.clone(),
+                streams: streams.clone(),
+                recordings: recordings.clone(),
+                sealer: sealer.clone(),
+                tasks: tasks.clone(),
+            },
         );
         let discovery = crate::discovery::Discovery::new(crate::discovery::Settings {
             ports: config.scan_ports.clone(),
@@ -161,13 +147,13 @@ impl App {
             connections: Default::default(),
             host_names: crate::api::host::own_names(&config, &crate::config::host_name()),
             lograte: Default::default(),
-            sealer: Sealer::new(&secret),
+            sealer,
             streams,
             store,
             clock,
             config,
             started: Instant::now(),
-            tasks: Default::default(),
+            tasks,
         }))
     }
 }
@@ -309,35 +295,46 @@ pub async fn resume_recordings(app: &Arc<App>) {
         let a = app.clone();
         app.tasks.spawn("recording resume", async move {
             let id = cam.id.clone();
-            if let Err(e) = resume_one(&a, cam).await {
+            if let Err(e) = a.recordings.resume(&a.sealer, cam).await {
                 warn!(camera = %id, error = %e, "cannot resume recording");
             }
         });
     }
 }
 
-/// Resumes one camera's continuous recording (started by the user of its last one), or
-/// clears its `is_recording` when its last recording was not continuous.
-pub async fn resume_one(app: &Arc<App>, cam: store::Camera) -> Result<()> {
-    let filter = store::RecordingFilter {
-        camera_ids: Some(vec![cam.id.clone()]),
-        limit: 1,
-        ..Default::default()
-    };
-    let last = app.store.recordings(&filter).await?.into_iter().next();
-    if !(cam.is_active && last.as_ref().is_some_and(|r| r.continuous)) {
-        let patch = store::CameraPatch {
-            is_recording: Some(false),
-            ..Default::default()
-        };
-        app.store.update_camera(&cam.id, patch).await?;
-        return Ok(());
+impl Health for App {
+    fn check(&self, store_timeout: Duration) -> BoxFuture<'_, std::result::Result<(), String>> {
+        Box::pin(async move {
+            match tokio::time::timeout(store_timeout, self.store.ping()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("the store fails: {}", e.message)),
+                Err(_) => return Err(format!("the store did not answer in {store_timeout:?}")),
+            }
+            let stalled = self.recordings.stalled(STALL);
+            if let Some((cam, secs)) = stalled.first() {
+                return Err(format!(
+                    "{} recording(s) stalled: camera {cam} is live but nothing was written for {secs:.0} s",
+                    stalled.len()
+                ));
+            }
+            Ok(())
+        })
     }
-    let user = last.and_then(|r| r.user_id);
-    let src = crate::media::ingest::Source::of(&app.sealer, &cam)?;
-    let id = app.recordings.start(src, user, None, None).await?;
-    info!(camera = %cam.id, recording = id, "continuous recording resumed");
-    Ok(())
+
+    fn status(&self) -> String {
+        let c = &self.config;
+        let dir = if c.recordings_dir.is_dir() {
+            &c.recordings_dir
+        } else {
+            &c.data_dir
+        };
+        format!(
+            "{} live, {} recording{}",
+            self.streams.active(),
+            self.recordings.running(),
+            disk_free_note(dir)
+        )
+    }
 }
 
 /// Prunes expired revocations every hour; stops idle camera sessions every second.
@@ -386,16 +383,17 @@ pub async fn run(config: Config) -> Result<()> {
             .set_url(crate::config::default_node_url(addr, tls.is_some()));
     }
     // a second box with this NODE_NAME must not start (it would record the same cameras)
-    app.fleet.beat(&app).await?;
-    crate::fleet::claim(&app).await?;
+    app.fleet.beat().await?;
+    app.fleet.claim().await?;
     recover_recordings(&app).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%addr, "listening on {scheme}://{addr}");
     // store open, crash recovery done, listener bound: ready
-    notifier.ready(&crate::system::watchdog::status_line(&app));
-    crate::system::watchdog::spawn(app.clone(), notifier.clone());
+    let health: Arc<dyn Health> = app.clone();
+    notifier.ready(&health.status());
+    crate::system::watchdog::spawn(health, notifier.clone(), &app.tasks);
     spawn_upkeep(&app);
-    crate::fleet::spawn(app.clone());
+    app.fleet.spawn();
     app.tasks.spawn(
         "disk watcher",
         app.recordings.clone().watch(Duration::from_secs(1)),
@@ -419,7 +417,7 @@ pub async fn run(config: Config) -> Result<()> {
         .stop_all(crate::media::recordings::SHUTDOWN)
         .await;
     app.streams.stop_all(Duration::from_secs(5)).await;
-    app.fleet.leave(&app).await;
+    app.fleet.leave().await;
     info!("stopped");
     Ok(())
 }

@@ -8,6 +8,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::store::{DbConfig, DbLocation};
+
 use clap::Args;
 use jsonwebtoken::Algorithm;
 
@@ -16,6 +18,9 @@ pub const EXIT_CONFIG: i32 = 78;
 
 /// Largest request body any endpoint accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Most HTTP connections served at once; more wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 2048;
 
 /// The raw settings as clap reads them from flags and environment.
 #[derive(Debug, Default, Clone, Args)]
@@ -127,49 +132,6 @@ pub struct ServeArgs {
     /// Most HTTP connections open at once from one address.
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<String>,
-}
-
-/// Where PostgreSQL is, as given (parsed by the Postgres back end).
-#[derive(Clone, PartialEq, Eq)]
-pub enum DbLocation {
-    /// `DATABASE_URL`.
-    Url(String),
-    /// The old backend's `DB_HOST`, `DB_PORT`, `DB_USER`, `DB_PASS`, `DB_NAME`.
-    Parts {
-        host: String,
-        port: u16,
-        user: String,
-        password: Option<String>,
-        dbname: String,
-    },
-}
-
-impl std::fmt::Debug for DbLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // never print the password
-        match self {
-            DbLocation::Url(_) => f.write_str("DbLocation::Url(..)"),
-            DbLocation::Parts {
-                host,
-                port,
-                user,
-                dbname,
-                ..
-            } => {
-                write!(f, "DbLocation::Parts({user}@{host}:{port}/{dbname})")
-            }
-        }
-    }
-}
-
-/// PostgreSQL settings: Postgres mode when present.
-#[derive(Debug, Clone)]
-pub struct DbConfig {
-    pub location: DbLocation,
-    pub ca_cert: Option<PathBuf>,
-    /// `DB_SSLMODE`: `Some(true)` require, `Some(false)` disable, `None` by where the server is.
-    pub require_tls: Option<bool>,
-    pub pool_size: usize,
 }
 
 /// Validated settings.
@@ -545,7 +507,7 @@ impl Config {
                 &a.max_connections_per_ip,
                 128,
                 1,
-                crate::api::server::MAX_CONNECTIONS as u64,
+                MAX_CONNECTIONS as u64,
             )? as usize,
             database,
             listen_addr,

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use crate::app::{self, App};
+use crate::api::App;
+use crate::app;
 use crate::camera::{self, url};
 use crate::camsim::{self, Camsim, Media};
 use crate::clock::SystemClock;

@@ -25,12 +25,25 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use crate::app::App;
+use crate::camera::seal::Sealer;
 use crate::error::{Error, Kind, Result};
-use crate::store::{CameraPatch, Node, NodeBeat, RecordingEnd, RecordingStatus};
+use crate::media::recordings::Recordings;
+use crate::media::streams::Streams;
+use crate::store::{CameraPatch, DynStore, Node, NodeBeat, RecordingEnd, RecordingStatus};
+use crate::system::tasks::Tasks;
 
 /// How often a node beats and looks at the camera table.
 pub const TICK: Duration = Duration::from_secs(1);
+
+/// What the fleet reads and drives on this box.
+pub struct Handles {
+    pub store: DynStore,
+    pub streams: Arc<Streams>,
+    pub recordings: Arc<Recordings>,
+    /// Opens a camera's credentials to resume its recording here.
+    pub sealer: Sealer,
+    pub tasks: Arc<Tasks>,
+}
 
 /// This box's place in the fleet and what it last read about the others.
 pub struct Fleet {
@@ -46,14 +59,22 @@ pub struct Fleet {
     nodes: RwLock<(HashMap<String, Node>, Instant)>,
     /// Hand-overs in progress ("acquire/<camera>", "release/<camera>"), so a tick does not
     /// start a second one.
-    busy: Mutex<HashSet<String>>,
+    busy: Marks,
+    h: Handles,
 }
 
 impl Fleet {
     /// `instance` tells this box from another started with the same name by mistake; it is
     /// kept in `DATA_DIR`, so the same box restarting (even right after a crash) is itself.
-    pub fn new(me: String, url: String, shared: bool, stale: Duration, instance: String) -> Fleet {
-        Fleet {
+    pub fn new(
+        me: String,
+        url: String,
+        shared: bool,
+        stale: Duration,
+        instance: String,
+        h: Handles,
+    ) -> Arc<Fleet> {
+        Arc::new(Fleet {
             me,
             url: RwLock::new(url),
             shared,
@@ -61,20 +82,21 @@ impl Fleet {
             instance,
             started_at: Utc::now(),
             nodes: RwLock::new((HashMap::new(), Instant::now())),
-            busy: Mutex::new(HashSet::new()),
-        }
+            busy: Marks::default(),
+            h,
+        })
     }
 
     /// The owner a new camera gets: this node, unless the request names another live one.
-    pub async fn owner_for_new(&self, app: &App, asked: Option<&str>) -> Result<String> {
+    pub async fn owner_for_new(&self, asked: Option<&str>) -> Result<String> {
         match asked {
             None => Ok(self.me.clone()),
-            Some(n) => self.check_target(app, n).await,
+            Some(n) => self.check_target(n).await,
         }
     }
 
     /// A node a camera may be given to: known and alive. 400 otherwise, naming the nodes.
-    pub async fn check_target(&self, app: &App, name: &str) -> Result<String> {
+    pub async fn check_target(&self, name: &str) -> Result<String> {
         if name == self.me {
             return Ok(name.to_string());
         }
@@ -84,7 +106,7 @@ impl Fleet {
                 self.me
             )));
         }
-        let nodes = app.store.nodes().await?;
+        let nodes = self.h.store.nodes().await?;
         match nodes.iter().find(|n| n.name == name) {
             Some(n) if n.age_secs <= self.stale.as_secs_f64() => Ok(name.to_string()),
             Some(n) => Err(Error::new(
@@ -107,20 +129,14 @@ impl Fleet {
 
     /// Whether this box serves something on node `owner`: `Ok` here; a 307 to `owner`'s
     /// `NODE_URL` + `path_and_query`; or 503 when `owner` is down. `what` names the thing.
-    pub async fn serve_here(
-        &self,
-        app: &App,
-        owner: &str,
-        what: &str,
-        path_and_query: &str,
-    ) -> Result<()> {
+    pub async fn serve_here(&self, owner: &str, what: &str, path_and_query: &str) -> Result<()> {
         if !self.shared || owner.is_empty() || owner == self.me {
             return Ok(());
         }
         let mut found = self.cached(owner);
         if found.is_none() {
             // a node that registered since the last read
-            self.refresh(app).await?;
+            self.refresh().await?;
             found = self.cached(owner);
         }
         let secure_here = self
@@ -156,8 +172,8 @@ impl Fleet {
             .map(|n| (n.url.clone(), n.age_secs + g.1.elapsed().as_secs_f64()))
     }
 
-    async fn refresh(&self, app: &App) -> Result<Vec<Node>> {
-        let nodes = app.store.nodes().await?;
+    async fn refresh(&self) -> Result<Vec<Node>> {
+        let nodes = self.h.store.nodes().await?;
         let map = nodes.iter().map(|n| (n.name.clone(), n.clone())).collect();
         *self.nodes.write().unwrap_or_else(|p| p.into_inner()) = (map, Instant::now());
         Ok(nodes)
@@ -173,15 +189,16 @@ impl Fleet {
     }
 
     /// Writes this node's heartbeat. `Conflict` when another running box has the name.
-    pub async fn beat(&self, app: &App) -> Result<()> {
-        app.store
+    pub async fn beat(&self) -> Result<()> {
+        self.h
+            .store
             .heartbeat(&NodeBeat {
                 name: self.me.clone(),
                 url: self.url(),
                 instance: self.instance.clone(),
                 started_at: self.started_at,
-                live: app.streams.active() as u32,
-                recording: app.recordings.running() as u32,
+                live: self.h.streams.active() as u32,
+                recording: self.h.recordings.running() as u32,
                 version: env!("CARGO_PKG_VERSION").into(),
                 stale_secs: self.stale.as_secs_f64(),
             })
@@ -190,21 +207,10 @@ impl Fleet {
 
     /// Says this box is leaving (a clean stop): the others answer 503 for its cameras at once
     /// instead of sending clients to a box that is gone.
-    pub async fn leave(&self, app: &App) {
-        if let Err(e) = app.store.leave(&self.me, &self.instance).await {
+    pub async fn leave(&self) {
+        if let Err(e) = self.h.store.leave(&self.me, &self.instance).await {
             warn!(error = %e, "cannot mark this node as stopped");
         }
-    }
-
-    /// Marks `key` in progress; `None` when it already is. The mark goes with the guard.
-    fn busy(&self, key: String) -> Option<Busy<'_>> {
-        let fresh = self
-            .busy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone());
-        // built only when fresh: a guard dropped here would unmark the other's key
-        fresh.then(|| Busy { fleet: self, key })
     }
 
     /// Whether a node is alive by the last read.
@@ -216,91 +222,223 @@ impl Fleet {
     }
 }
 
-/// A hand-over in progress (see [`Fleet::busy`]).
-struct Busy<'a> {
-    fleet: &'a Fleet,
+/// Keys in progress; each mark goes with its guard.
+#[derive(Default)]
+struct Marks(Mutex<HashSet<String>>);
+
+impl Marks {
+    /// Marks `key`; `None` when it already is.
+    fn mark(&self, key: String) -> Option<Mark<'_>> {
+        let fresh = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        // built only when fresh: a guard dropped here would unmark the other's key
+        fresh.then(|| Mark { marks: self, key })
+    }
+}
+
+/// A key in progress (see [`Marks::mark`]).
+struct Mark<'a> {
+    marks: &'a Marks,
     key: String,
 }
 
-impl Drop for Busy<'_> {
+impl Drop for Mark<'_> {
     fn drop(&mut self) {
-        self.fleet
-            .busy
+        self.marks
+            .0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.key);
     }
 }
 
-/// Beats and reconciles once a second until the process ends.
-pub fn spawn(app: Arc<App>) {
-    let a = app.clone();
-    app.tasks.spawn("fleet heartbeat", async move {
-        let app = a;
-        let mut owners: Option<HashMap<String, String>> = None;
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
-        loop {
-            tick.tick().await;
-            let step = async {
-                app.fleet.beat(&app).await?;
-                app.fleet.refresh(&app).await?;
-                if app.fleet.shared {
-                    reconcile(&app, &mut owners).await?;
+impl Fleet {
+    /// Beats and reconciles once a second until the process ends.
+    pub fn spawn(self: &Arc<Self>) {
+        let fleet = self.clone();
+        self.h.tasks.spawn("fleet heartbeat", async move {
+            let mut owners: Option<HashMap<String, String>> = None;
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                let step = async {
+                    fleet.beat().await?;
+                    fleet.refresh().await?;
+                    if fleet.shared {
+                        fleet.reconcile(&mut owners).await?;
+                    }
+                    Ok::<_, Error>(())
                 }
-                Ok::<_, Error>(())
+                .await;
+                match step {
+                    Ok(()) if failing => {
+                        failing = false;
+                        info!("fleet heartbeat works again");
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        failing = true;
+                        warn!(error = %e, "fleet heartbeat failed (retrying every second)");
+                    }
+                    Err(_) => {}
+                }
             }
-            .await;
-            match step {
-                Ok(()) if failing => {
-                    failing = false;
-                    info!("fleet heartbeat works again");
-                }
-                Ok(()) => {}
-                Err(e) if !failing => {
-                    failing = true;
-                    warn!(error = %e, "fleet heartbeat failed (retrying every second)");
-                }
-                Err(_) => {}
-            }
-        }
-    });
-}
+        });
+    }
 
-/// One look at the camera table: hands cameras that left this node over, takes the ones
-/// that came to it.
-async fn reconcile(app: &Arc<App>, owners: &mut Option<HashMap<String, String>>) -> Result<()> {
-    let me = &app.fleet.me;
-    let cams = app.store.cameras().await?;
-    let now: HashMap<String, String> = cams
-        .iter()
-        .map(|c| (c.id.clone(), c.node.clone()))
-        .collect();
-    // what runs here for a camera another node owns now
-    let mut local: HashSet<String> = app.recordings.cameras().into_iter().collect();
-    local.extend(app.streams.ids());
-    for id in local {
-        if let Some(owner) = now.get(&id).filter(|o| !o.is_empty() && *o != me) {
-            let (a, owner) = (app.clone(), owner.clone());
-            app.tasks.spawn(
-                "camera hand-over",
-                async move { release(&a, &id, &owner).await },
-            );
+    /// One look at the camera table: hands cameras that left this node over, takes the ones
+    /// that came to it.
+    async fn reconcile(
+        self: &Arc<Self>,
+        owners: &mut Option<HashMap<String, String>>,
+    ) -> Result<()> {
+        let me = &self.me;
+        let cams = self.h.store.cameras().await?;
+        let now: HashMap<String, String> = cams
+            .iter()
+            .map(|c| (c.id.clone(), c.node.clone()))
+            .collect();
+        // what runs here for a camera another node owns now
+        let mut local: HashSet<String> = self.h.recordings.cameras().into_iter().collect();
+        local.extend(self.h.streams.ids());
+        for id in local {
+            if let Some(owner) = now.get(&id).filter(|o| !o.is_empty() && *o != me) {
+                let (f, owner) = (self.clone(), owner.clone());
+                self.h.tasks.spawn(
+                    "camera hand-over",
+                    async move { f.release(&id, &owner).await },
+                );
+            }
+        }
+        if let Some(before) = owners.as_ref() {
+            for c in cams.iter().filter(|c| &c.node == me && c.is_recording) {
+                let came = before.get(&c.id).is_some_and(|o| o != me);
+                if came {
+                    let (f, id) = (self.clone(), c.id.clone());
+                    self.h
+                        .tasks
+                        .spawn("camera take-over", async move { f.acquire(&id).await });
+                }
+            }
+        }
+        *owners = Some(now);
+        Ok(())
+    }
+
+    /// Acts on a move made through this box at once (the other boxes see it within a tick).
+    pub fn moved(self: &Arc<Self>, camera: &str, to: &str) {
+        let (f, id) = (self.clone(), camera.to_string());
+        if to == self.me {
+            self.h
+                .tasks
+                .spawn("camera take-over", async move { f.acquire(&id).await });
+        } else {
+            let to = to.to_string();
+            self.h
+                .tasks
+                .spawn("camera hand-over", async move { f.release(&id, &to).await });
         }
     }
-    if let Some(before) = owners.as_ref() {
-        for c in cams.iter().filter(|c| &c.node == me && c.is_recording) {
-            let came = before.get(&c.id).is_some_and(|o| o != me);
-            if came {
-                let (a, id) = (app.clone(), c.id.clone());
-                app.tasks
-                    .spawn("camera take-over", async move { acquire(&a, &id).await });
+
+    /// Stops what this node runs for a camera that now belongs to `owner`.
+    async fn release(&self, camera: &str, owner: &str) {
+        let Some(_busy) = self.busy.mark(format!("release/{camera}")) else {
+            return;
+        };
+        if self.h.recordings.status(camera).is_some() {
+            info!(
+                camera,
+                to = owner,
+                "camera moved away: stopping its recording here"
+            );
+            self.h
+                .recordings
+                .hand_over(camera, &moved_note(owner))
+                .await;
+        }
+        if self.h.streams.get(camera).is_some() {
+            info!(
+                camera,
+                to = owner,
+                "camera moved away: closing its session here"
+            );
+            self.h.streams.kill(camera);
+        }
+    }
+
+    /// Starts recording a camera that came to this node with a continuous recording running,
+    /// once the old owner's row is closed (or, the old owner being down, after closing it here).
+    async fn acquire(&self, camera: &str) {
+        let Some(_busy) = self.busy.mark(format!("acquire/{camera}")) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match self.try_acquire(camera).await {
+                Ok(true) => break,
+                Ok(false) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Err(e) => {
+                    warn!(camera, error = %e, "cannot take the camera's recording over yet");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
     }
-    *owners = Some(now);
-    Ok(())
+
+    /// One attempt; `Ok(true)` when done (recording, or nothing to do).
+    async fn try_acquire(&self, camera: &str) -> Result<bool> {
+        let Some(cam) = self.h.store.camera(camera).await? else {
+            return Ok(true);
+        };
+        if cam.node != self.me || !cam.is_recording || self.h.recordings.status(camera).is_some() {
+            return Ok(true);
+        }
+        let open: Vec<_> = self
+            .h
+            .store
+            .open_recordings()
+            .await?
+            .into_iter()
+            .filter(|r| r.camera_id == camera)
+            .collect();
+        for r in &open {
+            if r.node == self.me {
+                // ours from before a crash: crash recovery reconciles it at the next start
+                return Ok(true);
+            }
+            if self.alive(&r.node) {
+                return Ok(false); // the old owner is stopping it
+            }
+            let note = format!(
+            "node {} stopped answering; camera taken over by node {} (the file on {} keeps what was written)",
+            r.node, self.me, r.node
+        );
+            self.h
+                .store
+                .finish_recording(
+                    r.id,
+                    RecordingEnd {
+                        end_time: Utc::now(),
+                        duration_sec: r.duration_sec,
+                        file_size: r.file_size,
+                        status: RecordingStatus::Stopped,
+                        note: Some(note),
+                    },
+                )
+                .await?;
+            warn!(camera, recording = r.id, node = %r.node, "closed a down node's recording row");
+        }
+        match self.h.recordings.resume(&self.h.sealer, cam).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind == Kind::Conflict => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// The note of a recording stopped because its camera moved to `node`.
@@ -308,113 +446,6 @@ pub fn moved_note(node: &str) -> String {
     format!("the camera moved to node {node}")
 }
 
-/// Acts on a move made through this box at once (the other boxes see it within a tick).
-pub async fn moved(app: &Arc<App>, camera: &str, to: &str) {
-    let (a, id) = (app.clone(), camera.to_string());
-    if to == app.fleet.me {
-        app.tasks
-            .spawn("camera take-over", async move { acquire(&a, &id).await });
-    } else {
-        let to = to.to_string();
-        app.tasks.spawn(
-            "camera hand-over",
-            async move { release(&a, &id, &to).await },
-        );
-    }
-}
-
-/// Stops what this node runs for a camera that now belongs to `owner`.
-async fn release(app: &Arc<App>, camera: &str, owner: &str) {
-    let Some(_busy) = app.fleet.busy(format!("release/{camera}")) else {
-        return;
-    };
-    if app.recordings.status(camera).is_some() {
-        info!(
-            camera,
-            to = owner,
-            "camera moved away: stopping its recording here"
-        );
-        app.recordings.hand_over(camera, &moved_note(owner)).await;
-    }
-    if app.streams.get(camera).is_some() {
-        info!(
-            camera,
-            to = owner,
-            "camera moved away: closing its session here"
-        );
-        app.streams.kill(camera);
-    }
-}
-
-/// Starts recording a camera that came to this node with a continuous recording running,
-/// once the old owner's row is closed (or, the old owner being down, after closing it here).
-async fn acquire(app: &Arc<App>, camera: &str) {
-    let Some(_busy) = app.fleet.busy(format!("acquire/{camera}")) else {
-        return;
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        match try_acquire(app, camera).await {
-            Ok(true) => break,
-            Ok(false) => tokio::time::sleep(Duration::from_millis(250)).await,
-            Err(e) => {
-                warn!(camera, error = %e, "cannot take the camera's recording over yet");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
-
-/// One attempt; `Ok(true)` when done (recording, or nothing to do).
-async fn try_acquire(app: &Arc<App>, camera: &str) -> Result<bool> {
-    let Some(cam) = app.store.camera(camera).await? else {
-        return Ok(true);
-    };
-    if cam.node != app.fleet.me || !cam.is_recording || app.recordings.status(camera).is_some() {
-        return Ok(true);
-    }
-    let open: Vec<_> = app
-        .store
-        .open_recordings()
-        .await?
-        .into_iter()
-        .filter(|r| r.camera_id == camera)
-        .collect();
-    for r in &open {
-        if r.node == app.fleet.me {
-            // ours from before a crash: crash recovery reconciles it at the next start
-            return Ok(true);
-        }
-        if app.fleet.alive(&r.node) {
-            return Ok(false); // the old owner is stopping it
-        }
-        let note = format!(
-            "node {} stopped answering; camera taken over by node {} (the file on {} keeps what was written)",
-            r.node, app.fleet.me, r.node
-        );
-        app.store
-            .finish_recording(
-                r.id,
-                RecordingEnd {
-                    end_time: Utc::now(),
-                    duration_sec: r.duration_sec,
-                    file_size: r.file_size,
-                    status: RecordingStatus::Stopped,
-                    note: Some(note),
-                },
-            )
-            .await?;
-        warn!(camera, recording = r.id, node = %r.node, "closed a down node's recording row");
-    }
-    match crate::app::resume_one(app, cam).await {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind == Kind::Conflict => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Gives cameras and recordings made before nodes existed to this node (the first box to
-/// start after the upgrade); with the embedded store, every camera is this box's.
 /// This box's instance id: `DATA_DIR/node_id`, made once.
 pub fn instance_id(data_dir: &std::path::Path) -> Result<String> {
     let path = data_dir.join("node_id");
@@ -429,23 +460,28 @@ pub fn instance_id(data_dir: &std::path::Path) -> Result<String> {
     }
 }
 
-pub async fn claim(app: &App) -> Result<()> {
-    let n = app.store.claim_unowned(&app.fleet.me).await?;
-    if !app.fleet.shared {
-        for c in app.store.cameras().await? {
-            if c.node != app.fleet.me {
-                let patch = CameraPatch {
-                    node: Some(app.fleet.me.clone()),
-                    ..Default::default()
-                };
-                app.store.update_camera(&c.id, patch).await?;
+impl Fleet {
+    /// Gives cameras and recordings made before nodes existed to this node (the first box to
+    /// start after the upgrade); with the embedded store, every camera is this box's.
+    pub async fn claim(&self) -> Result<()> {
+        let store = &self.h.store;
+        let n = store.claim_unowned(&self.me).await?;
+        if !self.shared {
+            for c in store.cameras().await? {
+                if c.node != self.me {
+                    let patch = CameraPatch {
+                        node: Some(self.me.clone()),
+                        ..Default::default()
+                    };
+                    store.update_camera(&c.id, patch).await?;
+                }
             }
         }
+        if n > 0 {
+            info!(rows = n, node = %self.me, "claimed cameras and recordings that had no node");
+        }
+        Ok(())
     }
-    if n > 0 {
-        info!(rows = n, node = %app.fleet.me, "claimed cameras and recordings that had no node");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -454,22 +490,16 @@ mod tests {
 
     #[test]
     fn one_hand_over_at_a_time_per_key() {
-        let f = Fleet::new(
-            "a".into(),
-            "http://a:5000".into(),
-            true,
-            Duration::from_secs(10),
-            "i".into(),
-        );
-        let first = f.busy("acquire/cam".into()).expect("free");
-        assert!(f.busy("acquire/cam".into()).is_none(), "taken");
+        let f = Marks::default();
+        let first = f.mark("acquire/cam".into()).expect("free");
+        assert!(f.mark("acquire/cam".into()).is_none(), "taken");
         assert!(
-            f.busy("acquire/cam".into()).is_none(),
+            f.mark("acquire/cam".into()).is_none(),
             "a refusal leaves the mark"
         );
-        let other = f.busy("release/cam".into());
+        let other = f.mark("release/cam".into());
         assert!(other.is_some());
         drop(first);
-        assert!(f.busy("acquire/cam".into()).is_some(), "free again");
+        assert!(f.mark("acquire/cam".into()).is_some(), "free again");
     }
 }

@@ -303,8 +303,12 @@ fn init_logging() {
 /// behave the same), and two arenas are plenty for a service whose threads mostly wait.
 /// mimalloc was measured (~20-30 % less CPU with players) and not kept: with tokio's blocking
 /// pool at ~76 threads in the 3-minute soak, its per-thread heaps kept RSS rising (+8 MiB in
-/// the last 1.5 minutes) where glibc stays flat.
+/// the last 1.5 minutes) where glibc stays flat. An operator's `GLIBC_TUNABLES` wins: with it
+/// set, nothing is changed here.
 fn tune_malloc() {
+    if std::env::var_os("GLIBC_TUNABLES").is_some() {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called once, before any thread starts.
     unsafe {

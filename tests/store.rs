@@ -83,8 +83,8 @@ mod postgres {
     use super::*;
     use crate::conformance::populate;
     use support::pg::cluster;
-    use vigia::config::{DbConfig, DbLocation};
     use vigia::store::postgres::PgStore;
+    use vigia::store::{DbConfig, DbLocation};
 
     fn db(url: &str) -> DbConfig {
         DbConfig {

@@ -2,13 +2,13 @@
 //! change and delete. RTSP URLs are sealed before they reach the store and shown masked.
 
 use hyper::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::response::{self, Body};
 use super::Ctx;
 use crate::auth::{authorize, visible_cameras, Action};
-use crate::camera::{self, templates, url, CameraView, MAX_CHANNEL};
+use crate::camera::{self, templates, url, MAX_CHANNEL};
 use crate::error::{Error, Result};
 use crate::store::{Brand, Camera, CameraPatch, Transport};
 
@@ -123,7 +123,7 @@ pub async fn create(c: Ctx) -> Result<Response<Body>> {
 
 /// Adds a camera. With only its address (and channel), a device a discovery scan found
 /// within `CACHE_TTL` gets the brand, port, stream URL and credentials the scan found.
-pub(super) async fn add(app: &crate::app::App, mut req: CameraRequest) -> Result<Camera> {
+pub(super) async fn add(app: &super::App, mut req: CameraRequest) -> Result<Camera> {
     req.check()?;
     let ip = camera::normalize_address(
         req.ip
@@ -154,7 +154,7 @@ pub(super) async fn add(app: &crate::app::App, mut req: CameraRequest) -> Result
         req.username.as_deref(),
         req.password.as_deref(),
     )?;
-    let node = app.fleet.owner_for_new(app, req.node.as_deref()).await?;
+    let node = app.fleet.owner_for_new(req.node.as_deref()).await?;
     let cam = Camera {
         node,
         rtsp_url_sealed: app.sealer.seal(&id, &rtsp)?,
@@ -196,7 +196,7 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
     }
     let new_brand = brand(req.brand.as_deref())?;
     let node = match req.node.as_deref() {
-        Some(n) if n != cam.node => Some(c.app.fleet.check_target(&c.app, n).await?),
+        Some(n) if n != cam.node => Some(c.app.fleet.check_target(n).await?),
         _ => None,
     };
     let mut patch = CameraPatch {
@@ -254,7 +254,7 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
     let cam = c.app.store.update_camera(&cam.id, patch).await?;
     if let Some(to) = &node {
         tracing::info!(camera = %cam.id, to = %to, "camera moved to another node");
-        crate::fleet::moved(&c.app, &cam.id, to).await;
+        c.app.fleet.moved(&cam.id, to);
     }
     if reconnect {
         // the next viewer starts a session with the new settings; a recording stops
@@ -273,4 +273,55 @@ pub async fn delete(c: Ctx) -> Result<Response<Body>> {
     c.app.store.delete_camera(&cam.id).await?;
     c.app.streams.kill(&cam.id);
     Ok(response::message(200, "Camera deleted"))
+}
+
+/// A camera as the API shows it: the RTSP URL with its password masked.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraView {
+    pub id: String,
+    pub ip: String,
+    pub channel: u32,
+    pub name: String,
+    pub brand: Brand,
+    pub port: u16,
+    pub rtsp_url: String,
+    pub transport: Transport,
+    pub is_active: bool,
+    pub last_seen: Option<chrono::DateTime<chrono::Utc>>,
+    pub is_recording: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The node that pulls, serves and records it.
+    pub node: String,
+    /// The live session: `{"state": "idle" | "connecting" | "live" | "retrying" | …}`.
+    pub stream: crate::media::ingest::State,
+}
+
+impl CameraView {
+    /// The view with the camera's live state from `streams`.
+    pub fn with_state(c: &Camera, streams: &crate::media::streams::Streams) -> CameraView {
+        let mut v = CameraView::from(c);
+        v.stream = streams.state(&c.id);
+        v
+    }
+}
+
+impl From<&Camera> for CameraView {
+    fn from(c: &Camera) -> Self {
+        CameraView {
+            id: c.id.clone(),
+            ip: c.ip.clone(),
+            channel: c.channel,
+            name: c.name.clone(),
+            brand: c.brand,
+            port: c.port,
+            rtsp_url: c.rtsp_url_display.clone(),
+            transport: c.transport,
+            is_active: c.is_active,
+            last_seen: c.last_seen,
+            is_recording: c.is_recording,
+            created_at: c.created_at,
+            node: c.node.clone(),
+            stream: crate::media::ingest::State::Idle,
+        }
+    }
 }

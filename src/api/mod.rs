@@ -32,12 +32,44 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use tracing::error;
 
-use crate::app::App;
-use crate::auth::jwt::Claims;
-use crate::config::MAX_BODY_BYTES;
+use crate::auth::jwt::{Claims, Tokens};
+use crate::auth::limiter::LoginLimiter;
+use crate::auth::password::Passwords;
+use crate::camera::seal::Sealer;
+use crate::clock::Clock;
+use crate::config::{Config, MAX_BODY_BYTES};
 use crate::error::{Error, Kind, Result};
-use crate::store::{Camera, Session, User};
+use crate::media::recordings::Recordings;
+use crate::media::streams::Streams;
+use crate::store::{Camera, DynStore, Session, User};
 pub use response::Body;
+
+/// Everything a request handler may reach, shared by all connections; built once by
+/// [`crate::app`], which wires the background work to the same handles.
+pub struct App {
+    pub config: Config,
+    pub store: DynStore,
+    pub tokens: Tokens,
+    pub passwords: Passwords,
+    pub limiter: LoginLimiter,
+    /// Logins recently checked, so media requests do not verify and read the store each time.
+    pub grants: crate::auth::grants::Grants,
+    /// Open HTTP connections, per address, and those refused or timed out.
+    pub connections: Arc<server::Connections>,
+    /// Host names requests may carry besides addresses and `localhost` (DNS rebinding).
+    pub host_names: Vec<String>,
+    /// Lines a neighbour can cause (refusals, failed logins), one a minute per address.
+    pub lograte: crate::system::lograte::LogRate,
+    pub sealer: Sealer,
+    pub clock: Arc<dyn Clock>,
+    pub started: Instant,
+    pub streams: Arc<Streams>,
+    pub recordings: Arc<Recordings>,
+    pub fleet: Arc<crate::fleet::Fleet>,
+    pub discovery: crate::discovery::Discovery,
+    /// Background tasks, stopped and joined at shutdown before recordings close.
+    pub tasks: Arc<crate::system::tasks::Tasks>,
+}
 
 /// Who may call a route before the handler's own `authorize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,10 +121,7 @@ impl Ctx {
 
     /// `Ok` when this box serves things of node `owner`; else the 307 (or 503) to send.
     pub async fn on_node(&self, owner: &str, what: &str) -> Result<()> {
-        self.app
-            .fleet
-            .serve_here(&self.app, owner, what, &self.target)
-            .await
+        self.app.fleet.serve_here(owner, what, &self.target).await
     }
 
     /// The authenticated caller (routes with [`Access::Token`] always have one).

@@ -2,7 +2,7 @@
 //! LAN neighbour from holding the box's connection slots.
 //!
 //! Limits, each answering one way of sitting on a connection:
-//! - at most [`MAX_CONNECTIONS`] at once, and `MAX_CONNECTIONS_PER_IP` from one address, so a
+//! - at most [`crate::config::MAX_CONNECTIONS`] at once, and `MAX_CONNECTIONS_PER_IP` from one address, so a
 //!   flood from one machine cannot starve the others (refused ones are counted in `/stats` and
 //!   logged at most once a minute per address);
 //! - [`FIRST_REQUEST_TIMEOUT`] from accept to the first request (TLS handshake, HTTP/1-vs-2
@@ -28,12 +28,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
-use crate::app::App;
+use super::App;
 use crate::clock::mono_ms;
 use crate::system::lograte::LogRate;
 
-/// Most connections served at once; more wait in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 2048;
 /// From accept to the first request's headers (TLS, protocol detection, headers).
 pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Each later HTTP/1 request head, counted from when the connection waits for it: so also the
@@ -243,7 +241,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let permits = Arc::new(Semaphore::new(crate::config::MAX_CONNECTIONS));
     let per_ip = app.config.max_connections_per_ip;
     tokio::pin!(shutdown);
     loop {

@@ -101,7 +101,7 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
         },
         "limits": {
             "max_streams": c.app.config.max_streams,
-            "max_connections": crate::api::server::MAX_CONNECTIONS,
+            "max_connections": crate::config::MAX_CONNECTIONS,
             "max_connections_per_ip": c.app.config.max_connections_per_ip,
         },
         "memory": { "rss_bytes": crate::system::host::rss_bytes() },

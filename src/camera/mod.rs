@@ -11,10 +11,8 @@ pub mod url;
 
 use std::net::IpAddr;
 
-use serde::Serialize;
-
 use crate::error::{Error, Result};
-use crate::store::{Brand, Camera, Transport};
+use crate::store::Brand;
 
 /// Longest RTSP user name or password accepted (camera settings, discovery).
 pub const MAX_CREDENTIAL: usize = 128;
@@ -108,57 +106,6 @@ pub fn resolve_rtsp_url(
             } else {
                 Ok(u.to_string())
             }
-        }
-    }
-}
-
-/// A camera as the API shows it: the RTSP URL with its password masked.
-#[derive(Debug, Clone, Serialize)]
-pub struct CameraView {
-    pub id: String,
-    pub ip: String,
-    pub channel: u32,
-    pub name: String,
-    pub brand: Brand,
-    pub port: u16,
-    pub rtsp_url: String,
-    pub transport: Transport,
-    pub is_active: bool,
-    pub last_seen: Option<chrono::DateTime<chrono::Utc>>,
-    pub is_recording: bool,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// The node that pulls, serves and records it.
-    pub node: String,
-    /// The live session: `{"state": "idle" | "connecting" | "live" | "retrying" | …}`.
-    pub stream: crate::media::ingest::State,
-}
-
-impl CameraView {
-    /// The view with the camera's live state from `streams`.
-    pub fn with_state(c: &Camera, streams: &crate::media::streams::Streams) -> CameraView {
-        let mut v = CameraView::from(c);
-        v.stream = streams.state(&c.id);
-        v
-    }
-}
-
-impl From<&Camera> for CameraView {
-    fn from(c: &Camera) -> Self {
-        CameraView {
-            id: c.id.clone(),
-            ip: c.ip.clone(),
-            channel: c.channel,
-            name: c.name.clone(),
-            brand: c.brand,
-            port: c.port,
-            rtsp_url: c.rtsp_url_display.clone(),
-            transport: c.transport,
-            is_active: c.is_active,
-            last_seen: c.last_seen,
-            is_recording: c.is_recording,
-            created_at: c.created_at,
-            node: c.node.clone(),
-            stream: crate::media::ingest::State::Idle,
         }
     }
 }

@@ -15,7 +15,7 @@ use super::ingest::Source;
 use super::recorder::{self, RecordingPlan};
 use super::streams::Streams;
 use crate::error::{Error, Kind, Result};
-use crate::store::{CameraPatch, DynStore, NewRecording};
+use crate::store::{Camera, CameraPatch, DynStore, NewRecording, RecordingFilter};
 
 #[derive(Debug, Clone)]
 pub struct RecordingConfig {
@@ -125,6 +125,35 @@ impl Recordings {
 
     fn node_filter(&self) -> Option<&str> {
         self.cfg.shared.then_some(self.cfg.node.as_str())
+    }
+
+    /// Resumes a camera's continuous recording (started by the user of its last one) after a
+    /// restart or a hand-over, or clears its `is_recording` when its last recording was not
+    /// continuous (or the camera is off).
+    pub async fn resume(
+        self: &Arc<Self>,
+        sealer: &crate::camera::seal::Sealer,
+        cam: Camera,
+    ) -> Result<()> {
+        let filter = RecordingFilter {
+            camera_ids: Some(vec![cam.id.clone()]),
+            limit: 1,
+            ..Default::default()
+        };
+        let last = self.store.recordings(&filter).await?.into_iter().next();
+        if !(cam.is_active && last.as_ref().is_some_and(|r| r.continuous)) {
+            let patch = CameraPatch {
+                is_recording: Some(false),
+                ..Default::default()
+            };
+            self.store.update_camera(&cam.id, patch).await?;
+            return Ok(());
+        }
+        let user = last.and_then(|r| r.user_id);
+        let src = Source::of(sealer, &cam)?;
+        let id = self.start(src, user, None, None).await?;
+        info!(camera = %cam.id, recording = id, "continuous recording resumed");
+        Ok(())
     }
 
     /// Starts recording `src`; returns the recording's id at once (its file opens with the

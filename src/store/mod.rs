@@ -425,8 +425,8 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the store the configuration names: PostgreSQL when `database` is set, else redb in
 /// `DATA_DIR`.
-pub async fn open(config: &crate::config::Config) -> Result<DynStore> {
-    match &config.database {
+pub async fn open(database: Option<&DbConfig>, data_dir: &std::path::Path) -> Result<DynStore> {
+    match database {
         #[cfg(feature = "postgres")]
         Some(db) => Ok(Arc::new(postgres::PgStore::connect(db).await?)),
         #[cfg(not(feature = "postgres"))]
@@ -434,12 +434,55 @@ pub async fn open(config: &crate::config::Config) -> Result<DynStore> {
             "this vigia was built without PostgreSQL support",
         )),
         None => Ok(Arc::new(redb::RedbStore::open(
-            &config.data_dir.join("vigia.redb"),
+            &data_dir.join("vigia.redb"),
         )?)),
     }
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Where PostgreSQL is, as given (parsed by the Postgres back end).
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbLocation {
+    /// `DATABASE_URL`.
+    Url(String),
+    /// The old backend's `DB_HOST`, `DB_PORT`, `DB_USER`, `DB_PASS`, `DB_NAME`.
+    Parts {
+        host: String,
+        port: u16,
+        user: String,
+        password: Option<String>,
+        dbname: String,
+    },
+}
+
+impl std::fmt::Debug for DbLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never print the password
+        match self {
+            DbLocation::Url(_) => f.write_str("DbLocation::Url(..)"),
+            DbLocation::Parts {
+                host,
+                port,
+                user,
+                dbname,
+                ..
+            } => {
+                write!(f, "DbLocation::Parts({user}@{host}:{port}/{dbname})")
+            }
+        }
+    }
+}
+
+/// PostgreSQL settings: Postgres mode when present.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub location: DbLocation,
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// `DB_SSLMODE`: `Some(true)` require, `Some(false)` disable, `None` by where the server is.
+    pub require_tls: Option<bool>,
+    pub pool_size: usize,
+}
 
 /// `vigia store migrate`: copies an appliance's redb data into PostgreSQL, idempotently.
 /// The Postgres database must be new or already use the same `SECRET_KEY` (the sealed camera
@@ -448,7 +491,7 @@ pub type DynStore = Arc<dyn Store>;
 pub async fn migrate_redb_to_postgres(
     data_dir: &std::path::Path,
     secret: &[u8],
-    target: &crate::config::DbConfig,
+    target: &DbConfig,
 ) -> Result<ImportReport> {
     let path = data_dir.join("vigia.redb");
     if !path.exists() {

@@ -27,7 +27,7 @@ use super::{
     NodeBeat, Recording, RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Store,
     Transport, User,
 };
-use crate::config::{DbConfig, DbLocation};
+use super::{DbConfig, DbLocation};
 use crate::error::{Error, Kind, Result};
 
 /// The embedded migrations, in order.
@@ -357,8 +357,7 @@ impl PgStore {
         };
         cfg.options(&options);
         // TLS is decided, never `prefer` (which falls back to clear text without a word)
-        let url_says =
-            matches!(&db.location, crate::config::DbLocation::Url(u) if u.contains("sslmode="));
+        let url_says = matches!(&db.location, DbLocation::Url(u) if u.contains("sslmode="));
         if !url_says {
             let require = db.require_tls.unwrap_or_else(|| !is_local(&cfg));
             cfg.ssl_mode(if require {

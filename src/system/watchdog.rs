@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use futures_util::future::BoxFuture;
+
 use super::notify::Notifier;
-use crate::app::App;
+use super::tasks::Tasks;
 
 /// How long a recording of a live camera may go without writing a fragment (fragments are
 /// written about every second).
@@ -34,44 +36,27 @@ pub fn interval_from_env() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
-/// Why the service is not healthy now, if it is not.
-pub async fn check(app: &App, store_timeout: Duration) -> Result<(), String> {
-    match tokio::time::timeout(store_timeout, app.store.ping()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("the store fails: {}", e.message)),
-        Err(_) => return Err(format!("the store did not answer in {store_timeout:?}")),
-    }
-    let stalled = app.recordings.stalled(STALL);
-    if let Some((cam, secs)) = stalled.first() {
-        return Err(format!(
-            "{} recording(s) stalled: camera {cam} is live but nothing was written for {secs:.0} s",
-            stalled.len()
-        ));
-    }
-    Ok(())
+/// What the watchdog asks of the service (the wiring implements it over the store, the
+/// streams and the recordings).
+pub trait Health: Send + Sync + 'static {
+    /// Why the service is not healthy now, if it is not: the store does not answer within
+    /// `store_timeout`, or a recording of a live camera wrote nothing for [`STALL`].
+    fn check(&self, store_timeout: Duration) -> BoxFuture<'_, Result<(), String>>;
+    /// "12 live, 3 recording, 71 % disk free".
+    fn status(&self) -> String;
 }
 
-/// "12 live, 3 recording, 71 % disk free".
-pub fn status_line(app: &App) -> String {
-    let dir = if app.config.recordings_dir.is_dir() {
-        &app.config.recordings_dir
-    } else {
-        &app.config.data_dir
-    };
-    let disk = super::host::disk_space(dir)
+/// ", 71 % disk free" for the file system holding `dir` (empty when it cannot be read).
+pub fn disk_free_note(dir: &std::path::Path) -> String {
+    super::host::disk_space(dir)
         .filter(|(total, _)| *total > 0)
         .map(|(total, free)| format!(", {:.0} % disk free", free as f64 * 100.0 / total as f64))
-        .unwrap_or_default();
-    format!(
-        "{} live, {} recording{disk}",
-        app.streams.active(),
-        app.recordings.running()
-    )
+        .unwrap_or_default()
 }
 
 /// Runs the watchdog (when systemd asked for one) and the status updates until the process
 /// ends.
-pub fn spawn(app: Arc<App>, notifier: Arc<Notifier>) {
+pub fn spawn(health: Arc<dyn Health>, notifier: Arc<Notifier>, tasks: &Tasks) {
     let watchdog = interval_from_env();
     if !notifier.enabled() {
         return;
@@ -82,18 +67,16 @@ pub fn spawn(app: Arc<App>, notifier: Arc<Notifier>) {
     if let Some(w) = watchdog {
         info!(interval_ms = w.as_millis() as u64, "systemd watchdog on");
     }
-    let a = app.clone();
-    app.tasks.spawn("watchdog", async move {
-        let app = a;
+    tasks.spawn("watchdog", async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_status = String::new();
         let mut failing = false;
         loop {
             tick.tick().await;
-            let health = check(&app, every).await;
-            let mut status = status_line(&app);
-            match &health {
+            let verdict = health.check(every).await;
+            let mut status = health.status();
+            match &verdict {
                 Ok(()) => {
                     if watchdog.is_some() {
                         notifier.watchdog();
