@@ -123,18 +123,30 @@ impl App {
                 tasks: tasks.clone(),
             },
         );
-        let discovery = crate::discovery::Discovery::new(crate::discovery::Settings {
-            ports: config.scan_ports.clone(),
-            onvif_timeout: Duration::from_secs(config.onvif_timeout_secs),
-            ttl: Duration::from_secs(config.cache_ttl_secs),
-            port_timeout: crate::discovery::port_scan::TIMEOUT,
-            concurrency: crate::discovery::port_scan::concurrency(),
-            rtsp_timeout: crate::discovery::rtsp_probe::TIMEOUT,
-        });
+        let discovery = Arc::new(crate::discovery::Discovery::new(
+            crate::discovery::Settings {
+                ports: config.scan_ports.clone(),
+                onvif_timeout: Duration::from_secs(config.onvif_timeout_secs),
+                ttl: Duration::from_secs(config.cache_ttl_secs),
+                port_timeout: crate::discovery::port_scan::TIMEOUT,
+                concurrency: crate::discovery::port_scan::concurrency(),
+                rtsp_timeout: crate::discovery::rtsp_probe::TIMEOUT,
+            },
+        ));
+        let cameras = crate::services::cameras::Cameras {
+            store: store.clone(),
+            sealer: sealer.clone(),
+            clock: clock.clone(),
+            fleet: fleet.clone(),
+            streams: streams.clone(),
+            recordings: recordings.clone(),
+            discovery: discovery.clone(),
+        };
         Ok(Arc::new(App {
             recordings,
             fleet,
             discovery,
+            cameras,
             tokens: Tokens::new(
                 &secret,
                 config.jwt_algorithm,

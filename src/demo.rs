@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use crate::api::App;
 use crate::app;
-use crate::camera::{self, url};
 use crate::camsim::{self, Camsim, Media};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::media::ingest::Source;
-use crate::store::{Brand, Camera, CreateMode, NewUser, Role, Transport};
+use crate::services::cameras::CameraRequest;
+use crate::store::{CreateMode, NewUser, Role};
 
 const CAMERAS: u32 = 4;
 
@@ -46,38 +46,24 @@ pub async fn run(mut config: Config) -> Result<()> {
     let (_, login) = app.tokens.issue(&admin, 0)?;
     let mut cams = Vec::new();
     for ch in 1..=CAMERAS {
-        let id = camera::camera_id("127.0.0.1", ch);
         let path = if ch == 1 {
             format!("demo{ch}/audio")
         } else {
             format!("demo{ch}")
         };
         let rtsp = format!("rtsp://admin:camsim@{sim_addr}/{path}");
-        let cam = Camera {
-            rtsp_url_sealed: app.sealer.seal(&id, &rtsp)?,
-            rtsp_url_display: url::masked(&rtsp),
-            name: format!("Demo camera {ch}"),
-            id,
-            ip: "127.0.0.1".into(),
-            channel: ch,
-            brand: Brand::Generic,
-            port: sim_addr.port(),
-            transport: Transport::Tcp,
-            is_active: true,
-            last_seen: None,
-            is_recording: false,
-            created_at: app.clock.now(),
-            node: app.fleet.me.clone(),
-        };
-        let cam = app.store.create_camera(cam).await?;
-        let (bare, credentials) = url::split_credentials(&rtsp)
-            .ok_or_else(|| Error::internal("the demo camera URL cannot be parsed"))?;
-        let src = Source {
-            camera: cam.id.clone(),
-            url: bare,
-            credentials,
-            transport: cam.transport,
-        };
+        let cam = app
+            .cameras
+            .add(CameraRequest {
+                ip: Some("127.0.0.1".into()),
+                channel: Some(ch),
+                name: Some(format!("Demo camera {ch}")),
+                port: Some(sim_addr.port()),
+                rtsp_url: Some(rtsp),
+                ..Default::default()
+            })
+            .await?;
+        let src = Source::of(&app.sealer, &cam)?;
         app.streams.start(src, true)?;
         cams.push((
             cam.id.clone(),

@@ -66,7 +66,9 @@ pub struct App {
     pub streams: Arc<Streams>,
     pub recordings: Arc<Recordings>,
     pub fleet: Arc<crate::fleet::Fleet>,
-    pub discovery: crate::discovery::Discovery,
+    pub discovery: Arc<crate::discovery::Discovery>,
+    /// Adds, changes and deletes cameras (with what that implies for sessions and recordings).
+    pub cameras: crate::services::cameras::Cameras,
     /// Background tasks, stopped and joined at shutdown before recordings close.
     pub tasks: Arc<crate::system::tasks::Tasks>,
 }

@@ -149,8 +149,8 @@ pub async fn assign(c: Ctx) -> Result<Response<Body>> {
             continue;
         }
         for ch in c.app.discovery.channels(&ip) {
-            let req = super::cameras::CameraRequest::address(&ip, ch);
-            let cam = super::cameras::add(&c.app, req).await?;
+            let req = crate::services::cameras::CameraRequest::address(&ip, ch);
+            let cam = c.app.cameras.add(req).await?;
             if !ids.contains(&cam.id) {
                 ids.push(cam.id);
             }

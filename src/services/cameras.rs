@@ -1,0 +1,262 @@
+//! The cameras' life cycle: add (filled in from a discovery scan when only the address is
+//! given), change and delete, with what each implies for the camera's session, its recording
+//! and the node that serves it. Handlers check permissions and shape answers; this owns the
+//! rules.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::camera::seal::Sealer;
+use crate::camera::{self, templates, url, MAX_CHANNEL};
+use crate::clock::Clock;
+use crate::discovery::Discovery;
+use crate::error::{Error, Result};
+use crate::fleet::Fleet;
+use crate::media::recordings::Recordings;
+use crate::media::streams::Streams;
+use crate::store::{Brand, Camera, CameraPatch, DynStore, Transport};
+
+const MAX_NAME: usize = 100;
+
+#[derive(Deserialize, Default)]
+pub struct CameraRequest {
+    pub ip: Option<String>,
+    pub channel: Option<u32>,
+    pub name: Option<String>,
+    pub brand: Option<String>,
+    pub port: Option<u16>,
+    pub rtsp_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub transport: Option<String>,
+    pub is_active: Option<bool>,
+    /// The node that serves it (fleet); default for a new camera: this box.
+    pub node: Option<String>,
+}
+
+fn brand(s: Option<&str>) -> Result<Option<Brand>> {
+    s.map(|b| {
+        Brand::parse(&b.to_ascii_lowercase()).ok_or_else(|| {
+            Error::bad_request("brand must be generic, hikvision, dahua, xmeye or onvif")
+        })
+    })
+    .transpose()
+}
+
+fn transport(s: Option<&str>) -> Result<Option<Transport>> {
+    s.map(|t| match t.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(Transport::Tcp),
+        "udp" => Ok(Transport::Udp),
+        _ => Err(Error::bad_request("transport must be tcp or udp")),
+    })
+    .transpose()
+}
+
+impl CameraRequest {
+    /// Channel `channel` of the device at `ip`, everything else from discovery or defaults.
+    pub fn address(ip: &str, channel: u32) -> CameraRequest {
+        CameraRequest {
+            ip: Some(ip.to_string()),
+            channel: Some(channel),
+            ..Default::default()
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self
+            .name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NAME)
+        {
+            return Err(Error::bad_request(format!(
+                "name must have at most {MAX_NAME} characters"
+            )));
+        }
+        if self.port == Some(0) {
+            return Err(Error::bad_request("port must be 1 to 65535"));
+        }
+        if self.channel.is_some_and(|ch| ch == 0 || ch > MAX_CHANNEL) {
+            return Err(Error::bad_request(format!(
+                "channel must be 1 to {MAX_CHANNEL}"
+            )));
+        }
+        for (field, v) in [("username", &self.username), ("password", &self.password)] {
+            if let Some(v) = v {
+                camera::check_credential(field, v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds, changes and deletes cameras.
+pub struct Cameras {
+    pub store: DynStore,
+    pub sealer: Sealer,
+    pub clock: Arc<dyn Clock>,
+    pub fleet: Arc<Fleet>,
+    pub streams: Arc<Streams>,
+    pub recordings: Arc<Recordings>,
+    pub discovery: Arc<Discovery>,
+}
+
+impl Cameras {
+    /// Adds a camera. With only its address (and channel), a device a discovery scan found
+    /// within `CACHE_TTL` gets the brand, port, stream URL and credentials the scan found.
+    pub async fn add(&self, mut req: CameraRequest) -> Result<Camera> {
+        req.check()?;
+        let ip = camera::normalize_address(
+            req.ip
+                .as_deref()
+                .ok_or_else(|| Error::bad_request("'ip' is required"))?,
+        )?;
+        let channel = req.channel.unwrap_or(1);
+        if req.rtsp_url.is_none() && req.brand.is_none() && req.port.is_none() {
+            if let Some((b, port, url, login)) = self.discovery.lookup(&self.sealer, &ip, channel) {
+                req.brand = Some(b.as_str().into());
+                req.port = Some(port);
+                req.rtsp_url = url;
+                if let (None, None, Some((u, p))) = (&req.username, &req.password, login) {
+                    req.username = Some(u);
+                    req.password = Some(p);
+                }
+            }
+        }
+        let brand = brand(req.brand.as_deref())?.unwrap_or(Brand::Generic);
+        let port = req.port.unwrap_or_else(|| templates::default_port(brand));
+        let id = camera::camera_id(&ip, channel);
+        let rtsp = camera::resolve_rtsp_url(
+            req.rtsp_url.as_deref(),
+            brand,
+            &ip,
+            port,
+            channel,
+            req.username.as_deref(),
+            req.password.as_deref(),
+        )?;
+        let node = self.fleet.owner_for_new(req.node.as_deref()).await?;
+        let cam = Camera {
+            node,
+            rtsp_url_sealed: self.sealer.seal(&id, &rtsp)?,
+            rtsp_url_display: url::masked(&rtsp),
+            name: req
+                .name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| format!("Camera {id}")),
+            id,
+            ip,
+            channel,
+            brand,
+            port,
+            transport: transport(req.transport.as_deref())?.unwrap_or(Transport::Tcp),
+            is_active: req.is_active.unwrap_or(true),
+            last_seen: None,
+            is_recording: false,
+            created_at: self.clock.now(),
+        };
+        self.store.create_camera(cam).await
+    }
+
+    /// Changes a camera. Its address and channel are its id and cannot change. A new URL,
+    /// credentials, brand or port are sealed again (credentials kept when only the template
+    /// changes); settings that make the session different (URL, transport, switched off)
+    /// stop its recording and its session, so the next viewer starts one with the new
+    /// settings; a new node gets it handed over.
+    pub async fn update(&self, cam: &Camera, req: CameraRequest) -> Result<Camera> {
+        req.check()?;
+        if let Some(ip) = &req.ip {
+            if camera::normalize_address(ip)? != cam.ip {
+                return Err(Error::bad_request(
+                    "a camera's ip cannot change (it is part of its id): delete it and add it again",
+                ));
+            }
+        }
+        if req.channel.is_some_and(|ch| ch != cam.channel) {
+            return Err(Error::bad_request(
+                "a camera's channel cannot change (it is part of its id): delete it and add it again",
+            ));
+        }
+        let new_brand = brand(req.brand.as_deref())?;
+        let node = match req.node.as_deref() {
+            Some(n) if n != cam.node => Some(self.fleet.check_target(n).await?),
+            _ => None,
+        };
+        let mut patch = CameraPatch {
+            node: node.clone(),
+            name: req.name.clone().filter(|n| !n.trim().is_empty()),
+            brand: new_brand,
+            port: req.port,
+            transport: transport(req.transport.as_deref())?,
+            is_active: req.is_active,
+            ..Default::default()
+        };
+        let url_touched = req.rtsp_url.is_some()
+            || req.username.is_some()
+            || req.password.is_some()
+            || new_brand.is_some()
+            || req.port.is_some();
+        if url_touched {
+            let current = self.sealer.open(&cam.id, &cam.rtsp_url_sealed)?;
+            let brand = new_brand.unwrap_or(cam.brand);
+            let port = req.port.unwrap_or(cam.port);
+            let rtsp = if req.rtsp_url.is_some() {
+                camera::resolve_rtsp_url(
+                    req.rtsp_url.as_deref(),
+                    brand,
+                    &cam.ip,
+                    port,
+                    cam.channel,
+                    req.username.as_deref(),
+                    req.password.as_deref(),
+                )?
+            } else {
+                // rebuild from the template when brand or port changed, keeping credentials
+                let base = if new_brand.is_some() || req.port.is_some() {
+                    let bare = templates::build_url(brand, &cam.ip, port, cam.channel, "", "");
+                    url::with_userinfo_of(&bare, &current).unwrap_or(bare)
+                } else {
+                    current.clone()
+                };
+                match (&req.username, &req.password) {
+                    (None, None) => base,
+                    (user, pass) => {
+                        let user = user
+                            .clone()
+                            .or_else(|| url::username(&current).map(str::to_string))
+                            .unwrap_or_default();
+                        url::with_credentials(&base, &user, pass.as_deref().unwrap_or(""))
+                            .ok_or_else(|| {
+                                Error::bad_request("cannot set credentials on this URL")
+                            })?
+                    }
+                }
+            };
+            patch.rtsp_url = Some((self.sealer.seal(&cam.id, &rtsp)?, url::masked(&rtsp)));
+        }
+        let reconnect =
+            patch.rtsp_url.is_some() || patch.transport.is_some() || patch.is_active == Some(false);
+        let cam = self.store.update_camera(&cam.id, patch).await?;
+        if let Some(to) = &node {
+            tracing::info!(camera = %cam.id, to = %to, "camera moved to another node");
+            self.fleet.moved(&cam.id, to);
+        }
+        if reconnect {
+            // the next viewer starts a session with the new settings; a recording stops
+            let _ = self
+                .recordings
+                .stop(&cam.id, "the camera's settings changed");
+            self.streams.kill(&cam.id);
+        }
+        Ok(cam)
+    }
+
+    /// Deletes a camera: its recording stops, its row goes, its session closes.
+    pub async fn delete(&self, cam: &Camera) -> Result<()> {
+        let _ = self.recordings.stop(&cam.id, "the camera was deleted");
+        self.store.delete_camera(&cam.id).await?;
+        self.streams.kill(&cam.id);
+        Ok(())
+    }
+}
