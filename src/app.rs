@@ -207,113 +207,6 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Crash recovery, before the listener is bound: every recording row left `recording` by a
-/// process that died is reconciled with its file (partial tail cut, duration and size from
-/// what is whole, status `recovered`; `missing` when the file is gone).
-pub async fn recover_recordings(app: &App) -> Result<()> {
-    let started = Instant::now();
-    // what recovery itself costs, whatever start-up did before it
-    let measured = crate::system::host::reset_peak_rss();
-    let mut open = app.store.open_recordings().await?;
-    // other nodes' rows are theirs to reconcile
-    open.retain(|r| !app.fleet.shared || r.node == app.fleet.me);
-    for r in &open {
-        match crate::media::recorder::recover(&app.store, &app.config.recordings_dir, r).await {
-            Ok(r) => {
-                info!(recording = r.id, camera = %r.camera_id, status = r.status.as_str(), seconds = r.duration_sec, "recording reconciled after a crash")
-            }
-            Err(e) => warn!(recording = r.id, error = %e, "cannot reconcile a recording"),
-        }
-    }
-    if !open.is_empty() {
-        let peak = crate::system::host::peak_rss_bytes().filter(|_| measured);
-        info!(
-            recordings = open.len(),
-            ms = started.elapsed().as_millis() as u64,
-            peak_rss_kib = peak.map(|b| b / 1024),
-            "crash recovery done"
-        );
-    }
-    Ok(())
-}
-
-/// Reports `.mp4` files under `RECORDINGS_DIR` that no recording row names (left by a crash
-/// between creating a file and its row, or copied in by hand). They are left where they are:
-/// deleting what we do not know is not ours to do. Runs in the background after start.
-pub async fn report_unknown_files(app: Arc<App>) {
-    let root = app.config.recordings_dir.clone();
-    let files = tokio::task::spawn_blocking(move || {
-        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-            let Ok(rd) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, root, out);
-                } else if p.extension().is_some_and(|x| x == "mp4") {
-                    if let Ok(rel) = p.strip_prefix(root) {
-                        out.push(rel.to_string_lossy().into_owned());
-                    }
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&root, &root, &mut out);
-        out
-    })
-    .await
-    .unwrap_or_default();
-    if files.is_empty() {
-        return;
-    }
-    let mut known = std::collections::HashSet::new();
-    let mut offset = 0;
-    loop {
-        let page = crate::store::RecordingFilter {
-            limit: 1000,
-            offset,
-            ..Default::default()
-        };
-        let Ok(rows) = app.store.recordings(&page).await else {
-            return;
-        };
-        let n = rows.len();
-        known.extend(rows.into_iter().map(|r| r.path));
-        if n < 1000 {
-            break;
-        }
-        offset += n;
-    }
-    let unknown: Vec<&String> = files.iter().filter(|f| !known.contains(*f)).collect();
-    for f in unknown.iter().take(20) {
-        warn!(file = %f, "a recording file no row names (left in place)");
-    }
-    if !unknown.is_empty() {
-        warn!(count = unknown.len(), dir = %app.config.recordings_dir.display(), "recording files no row names; left in place");
-    }
-}
-
-/// Restarts the continuous recordings that were running when vigia stopped (cleanly or not):
-/// this node's cameras still flagged `is_recording` whose last recording is continuous. A box
-/// that reboots after a power cut goes on recording without anyone logging in.
-pub async fn resume_recordings(app: &Arc<App>) {
-    let cams = match app.store.cameras().await {
-        Ok(c) => c,
-        Err(e) => return warn!(error = %e, "cannot list cameras to resume recordings"),
-    };
-    let mine = |c: &store::Camera| !app.fleet.shared || c.node == app.fleet.me;
-    for cam in cams.into_iter().filter(|c| c.is_recording && mine(c)) {
-        let a = app.clone();
-        app.tasks.spawn("recording resume", async move {
-            let id = cam.id.clone();
-            if let Err(e) = a.recordings.resume(&a.sealer, cam).await {
-                warn!(camera = %id, error = %e, "cannot resume recording");
-            }
-        });
-    }
-}
-
 impl Health for App {
     fn check(&self, store_timeout: Duration) -> BoxFuture<'_, std::result::Result<(), String>> {
         Box::pin(async move {
@@ -397,7 +290,7 @@ pub async fn run(config: Config) -> Result<()> {
     // a second box with this NODE_NAME must not start (it would record the same cameras)
     app.fleet.beat().await?;
     app.fleet.claim().await?;
-    recover_recordings(&app).await?;
+    app.recordings.recover().await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%addr, "listening on {scheme}://{addr}");
     // store open, crash recovery done, listener bound: ready
@@ -410,9 +303,11 @@ pub async fn run(config: Config) -> Result<()> {
         "disk watcher",
         app.recordings.clone().watch(Duration::from_secs(1)),
     );
-    resume_recordings(&app).await;
-    app.tasks
-        .spawn("unknown files report", report_unknown_files(app.clone()));
+    app.recordings.resume_all(&app.sealer, &app.tasks).await;
+    app.tasks.spawn(
+        "unknown files report",
+        app.recordings.clone().report_unknown_files(),
+    );
     let n2 = notifier.clone();
     let stop = async move {
         shutdown_signal().await;

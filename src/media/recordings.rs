@@ -1,10 +1,12 @@
 //! The running recordings: at most one per camera, each a consumer of the camera's shared
 //! session (which it holds, so live view's idle timeout does not stop it), with the limits
 //! users expect: one recording per camera (409), `MAX_RECORDINGS_PER_USER` for non-admins
-//! (429) and free disk space (507).
+//! (429) and free disk space (507). Their life cycle across restarts too: crash recovery of
+//! rows left open ([`Recordings::recover`]), continuous recordings resumed
+//! ([`Recordings::resume_all`]) and files no row names reported.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,8 +16,10 @@ use tracing::{info, warn};
 use super::ingest::Source;
 use super::recorder::{self, RecordingPlan};
 use super::streams::Streams;
+use crate::camera::seal::Sealer;
 use crate::error::{Error, Kind, Result};
 use crate::store::{Camera, CameraPatch, DynStore, NewRecording, RecordingFilter};
+use crate::system::tasks::Tasks;
 
 #[derive(Debug, Clone)]
 pub struct RecordingConfig {
@@ -127,14 +131,119 @@ impl Recordings {
         self.cfg.shared.then_some(self.cfg.node.as_str())
     }
 
+    /// Crash recovery, before the listener is bound: every recording row left `recording` by a
+    /// process that died is reconciled with its file (partial tail cut, duration and size from
+    /// what is whole, status `recovered`; `missing` when the file is gone).
+    pub async fn recover(&self) -> Result<()> {
+        let started = Instant::now();
+        // what recovery itself costs, whatever start-up did before it
+        let measured = crate::system::host::reset_peak_rss();
+        let mut open = self.store.open_recordings().await?;
+        // other nodes' rows are theirs to reconcile
+        if let Some(me) = self.node_filter() {
+            open.retain(|r| r.node == me);
+        }
+        for r in &open {
+            match recorder::recover(&self.store, &self.cfg.root, r).await {
+                Ok(r) => {
+                    info!(recording = r.id, camera = %r.camera_id, status = r.status.as_str(), seconds = r.duration_sec, "recording reconciled after a crash")
+                }
+                Err(e) => warn!(recording = r.id, error = %e, "cannot reconcile a recording"),
+            }
+        }
+        if !open.is_empty() {
+            let peak = crate::system::host::peak_rss_bytes().filter(|_| measured);
+            info!(
+                recordings = open.len(),
+                ms = started.elapsed().as_millis() as u64,
+                peak_rss_kib = peak.map(|b| b / 1024),
+                "crash recovery done"
+            );
+        }
+        Ok(())
+    }
+
+    /// Reports `.mp4` files under `RECORDINGS_DIR` that no recording row names (left by a crash
+    /// between creating a file and its row, or copied in by hand). They are left where they are:
+    /// deleting what we do not know is not ours to do. Runs in the background after start.
+    pub async fn report_unknown_files(self: Arc<Self>) {
+        let root = self.cfg.root.clone();
+        let files = tokio::task::spawn_blocking(move || {
+            fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+                let Ok(rd) = std::fs::read_dir(dir) else {
+                    return;
+                };
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, root, out);
+                    } else if p.extension().is_some_and(|x| x == "mp4") {
+                        if let Ok(rel) = p.strip_prefix(root) {
+                            out.push(rel.to_string_lossy().into_owned());
+                        }
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            walk(&root, &root, &mut out);
+            out
+        })
+        .await
+        .unwrap_or_default();
+        if files.is_empty() {
+            return;
+        }
+        let mut known = std::collections::HashSet::new();
+        let mut offset = 0;
+        loop {
+            let page = RecordingFilter {
+                limit: 1000,
+                offset,
+                ..Default::default()
+            };
+            let Ok(rows) = self.store.recordings(&page).await else {
+                return;
+            };
+            let n = rows.len();
+            known.extend(rows.into_iter().map(|r| r.path));
+            if n < 1000 {
+                break;
+            }
+            offset += n;
+        }
+        let unknown: Vec<&String> = files.iter().filter(|f| !known.contains(*f)).collect();
+        for f in unknown.iter().take(20) {
+            warn!(file = %f, "a recording file no row names (left in place)");
+        }
+        if !unknown.is_empty() {
+            warn!(count = unknown.len(), dir = %self.cfg.root.display(), "recording files no row names; left in place");
+        }
+    }
+
+    /// Restarts the continuous recordings that were running when vigia stopped (cleanly or not):
+    /// this node's cameras still flagged `is_recording` whose last recording is continuous. A box
+    /// that reboots after a power cut goes on recording without anyone logging in.
+    pub async fn resume_all(self: &Arc<Self>, sealer: &Sealer, tasks: &Tasks) {
+        let cams = match self.store.cameras().await {
+            Ok(c) => c,
+            Err(e) => return warn!(error = %e, "cannot list cameras to resume recordings"),
+        };
+        let mine = |c: &Camera| self.node_filter().is_none_or(|me| c.node == me);
+        for cam in cams.into_iter().filter(|c| c.is_recording && mine(c)) {
+            let (me, sealer) = (self.clone(), sealer.clone());
+            tasks.spawn("recording resume", async move {
+                let id = cam.id.clone();
+                if let Err(e) = me.resume(&sealer, cam).await {
+                    warn!(camera = %id, error = %e, "cannot resume recording");
+                }
+            });
+        }
+    }
+
     /// Resumes a camera's continuous recording (started by the user of its last one) after a
     /// restart or a hand-over, or clears its `is_recording` when its last recording was not
     /// continuous (or the camera is off).
-    pub async fn resume(
-        self: &Arc<Self>,
-        sealer: &crate::camera::seal::Sealer,
-        cam: Camera,
-    ) -> Result<()> {
+    pub async fn resume(self: &Arc<Self>, sealer: &Sealer, cam: Camera) -> Result<()> {
         let filter = RecordingFilter {
             camera_ids: Some(vec![cam.id.clone()]),
             limit: 1,
