@@ -97,8 +97,11 @@ fn discover(a: DiscoverArgs) -> i32 {
     let sealer = vigia::camera::seal::Sealer::new(&rand_key());
     runtime().block_on(async move {
         match d.scan(&sealer, &range, login, true).await {
-            Ok(v) => {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            Ok(report) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
                 0
             }
             Err(e) => {

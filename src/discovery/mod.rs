@@ -158,8 +158,65 @@ pub struct Device {
     pub name: Option<String>,
     pub onvif: bool,
     pub channels: Vec<Channel>,
-    /// `ok`, `needs_credentials`, `wrong_credentials` or `no_stream_found`.
-    pub status: String,
+    pub status: Status,
+}
+
+/// What a scan could tell about a device (`"ok"`, `"needs_credentials"`, … in JSON).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Streams found (listed as its channels).
+    Ok,
+    /// It asks for credentials and the scan had none.
+    NeedsCredentials,
+    /// It refused the scan's credentials (tried once: no lock-out).
+    WrongCredentials,
+    /// It answers RTSP or ONVIF but no stream was found.
+    NoStreamFound,
+    /// Probing it took longer than the per-device budget.
+    Timeout,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::NeedsCredentials => "needs_credentials",
+            Status::WrongCredentials => "wrong_credentials",
+            Status::NoStreamFound => "no_stream_found",
+            Status::Timeout => "timeout",
+        }
+    }
+
+    /// A refusal: with credentials they were wrong, without them they are needed.
+    pub(crate) fn refused(with_login: bool) -> Status {
+        if with_login {
+            Status::WrongCredentials
+        } else {
+            Status::NeedsCredentials
+        }
+    }
+}
+
+/// The answer to a scan (`GET`/`POST /api/cameras/discover`, `vigia discover`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub devices: Vec<Device>,
+    pub network_range: String,
+    pub hosts: usize,
+    pub ports: Vec<u16>,
+    pub scanned_at: chrono::DateTime<chrono::Utc>,
+    pub elapsed_ms: u64,
+    pub port_scan_ms: u64,
+    /// Answered from the cache (`CACHE_TTL`) rather than by this request's scan.
+    pub cached: bool,
+}
+
+/// Devices found so far, and what adding each one needs.
+#[derive(Default)]
+struct Findings {
+    devices: Vec<Device>,
+    known: Vec<(String, Known)>,
 }
 
 /// What adding a discovered camera needs.
@@ -188,7 +245,7 @@ pub struct Settings {
 /// The discovery service: one scan at a time, and the caches.
 pub struct Discovery {
     settings: Settings,
-    reports: Mutex<HashMap<String, (Instant, serde_json::Value)>>,
+    reports: Mutex<HashMap<String, (Instant, Report)>>,
     known: Mutex<HashMap<String, Known>>,
     running: tokio::sync::Mutex<()>,
     /// Keys the cache by login without keeping it readable.
@@ -197,6 +254,56 @@ pub struct Discovery {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An ONVIF device service to ask: from a WS-Discovery answer (with the name and hardware
+/// it announced) or an open HTTP port where ONVIF usually listens.
+struct OnvifService {
+    ip: Ipv4Addr,
+    url: String,
+    name: Option<String>,
+    hardware: Option<String>,
+}
+
+/// The ONVIF device services to ask, one per address in `range`: announced ones first.
+fn onvif_services(
+    range: &Range,
+    answers: &[ws_discovery::ProbeMatch],
+    open: &[(Ipv4Addr, u16)],
+) -> Vec<OnvifService> {
+    let mut services: Vec<OnvifService> = Vec::new();
+    for m in answers {
+        let announced = m
+            .xaddrs
+            .iter()
+            .filter(|x| x.starts_with("http://"))
+            .find_map(|x| {
+                url_host_v4(x)
+                    .filter(|ip| range.contains(*ip))
+                    .map(|ip| (ip, x.clone()))
+            });
+        if let Some((ip, url)) = announced {
+            if !services.iter().any(|s| s.ip == ip) {
+                services.push(OnvifService {
+                    ip,
+                    url,
+                    name: m.name.clone(),
+                    hardware: m.hardware.clone(),
+                });
+            }
+        }
+    }
+    for (ip, port) in open {
+        if ONVIF_HTTP_PORTS.contains(port) && !services.iter().any(|s| s.ip == *ip) {
+            services.push(OnvifService {
+                ip: *ip,
+                url: format!("http://{ip}:{port}/onvif/device_service"),
+                name: None,
+                hardware: None,
+            });
+        }
+    }
+    services
 }
 
 /// The brand a camera added from an ONVIF answer gets.
@@ -258,16 +365,15 @@ impl Discovery {
         range: &Range,
         login: Option<Login>,
         refresh: bool,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<Report> {
         let key = self.cache_key(range, login.as_ref());
         let fresh = |me: &Self| {
             lock(&me.reports)
                 .get(&key)
                 .filter(|(at, _)| !refresh && at.elapsed() < me.settings.ttl)
-                .map(|(_, v)| {
-                    let mut v = v.clone();
-                    v["cached"] = true.into();
-                    v
+                .map(|(_, r)| Report {
+                    cached: true,
+                    ..r.clone()
                 })
         };
         if let Some(v) = fresh(self) {
@@ -283,23 +389,58 @@ impl Discovery {
         Ok(v)
     }
 
-    async fn run(
-        &self,
-        sealer: &Sealer,
-        range: &Range,
-        login: Option<&Login>,
-    ) -> Result<serde_json::Value> {
-        use futures_util::StreamExt;
-        let s = &self.settings;
+    async fn run(&self, sealer: &Sealer, range: &Range, login: Option<&Login>) -> Result<Report> {
         let started = Instant::now();
         let hosts = range.hosts();
+        let s = &self.settings;
         info!(range = %range, hosts = hosts.len(), ports = ?s.ports, credentials = login.is_some(), "discovery scan started");
-        let total = hosts.len() * s.ports.len();
-        let (matches, (open, scan_ms)) =
+        let (answers, open, port_scan_ms) = self.listen_and_scan(range, &hosts).await;
+        let mut found = Findings::default();
+        let services = onvif_services(range, &answers, &open);
+        let onvif_ips = self
+            .inspect_onvif(sealer, login, services, &mut found)
+            .await;
+        info!(range = %range, onvif_devices = found.devices.len(), "discovery: ONVIF done");
+        // RTSP on every other open port, whatever its number
+        let rest = open
+            .into_iter()
+            .filter(|(ip, _)| !onvif_ips.contains(ip))
+            .collect();
+        self.probe_rtsp(sealer, login, rest, &mut found).await;
+        let Findings { mut devices, known } = found;
+        devices.sort_by_key(|d| (d.ip.parse::<Ipv4Addr>().ok(), d.port));
+        {
+            let mut k = lock(&self.known);
+            k.retain(|_, v| v.at.elapsed() < self.settings.ttl);
+            k.extend(known);
+        }
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        info!(range = %range, devices = devices.len(), ms = elapsed_ms, "discovery scan done");
+        Ok(Report {
+            devices,
+            network_range: range.to_string(),
+            hosts: hosts.len(),
+            ports: s.ports.clone(),
+            scanned_at: chrono::Utc::now(),
+            elapsed_ms,
+            port_scan_ms,
+            cached: false,
+        })
+    }
+
+    /// WS-Discovery answers and the TCP connect scan, at the same time: (answers, open
+    /// (address, port) pairs, milliseconds the port scan took).
+    async fn listen_and_scan(
+        &self,
+        range: &Range,
+        hosts: &[Ipv4Addr],
+    ) -> (Vec<ws_discovery::ProbeMatch>, Vec<(Ipv4Addr, u16)>, u64) {
+        let s = &self.settings;
+        let (answers, (open, scan_ms)) =
             tokio::join!(ws_discovery::probe(range, s.onvif_timeout), async {
                 let t = Instant::now();
                 let open = port_scan::scan(
-                    &hosts,
+                    hosts,
                     &s.ports,
                     s.port_timeout,
                     s.concurrency,
@@ -312,51 +453,36 @@ impl Discovery {
                 .await;
                 (open, t.elapsed().as_millis() as u64)
             });
-        info!(range = %range, attempts = total, open = open.len(), onvif_answers = matches.len(), port_scan_ms = scan_ms, "discovery: ports scanned");
+        info!(range = %range, attempts = hosts.len() * s.ports.len(), open = open.len(), onvif_answers = answers.len(), port_scan_ms = scan_ms, "discovery: ports scanned");
+        (answers, open, scan_ms)
+    }
 
-        // ONVIF device services: from WS-Discovery, then on open HTTP ports
-        // (ip, device service, WS-Discovery name and hardware)
-        type Service = (Ipv4Addr, String, Option<String>, Option<String>);
-        let mut services: Vec<Service> = Vec::new();
-        for m in &matches {
-            if let Some((ip, url)) = m
-                .xaddrs
-                .iter()
-                .filter(|x| x.starts_with("http://"))
-                .find_map(|x| {
-                    url_host_v4(x)
-                        .filter(|ip| range.contains(*ip))
-                        .map(|ip| (ip, x.clone()))
-                })
-            {
-                if !services.iter().any(|s| s.0 == ip) {
-                    services.push((ip, url, m.name.clone(), m.hardware.clone()));
-                }
-            }
-        }
-        for (ip, port) in &open {
-            if ONVIF_HTTP_PORTS.contains(port) && !services.iter().any(|s| s.0 == *ip) {
-                let url = format!("http://{ip}:{port}/onvif/device_service");
-                services.push((*ip, url, None, None));
-            }
-        }
-        let onvif_timeout = s.onvif_timeout;
-        let onvif_results: Vec<_> = futures_util::stream::iter(services)
-            .map(|(ip, url, name, hardware)| {
+    /// Asks every ONVIF device service for its streams; returns the addresses that answered
+    /// as ONVIF devices (their other ports are not probed as RTSP).
+    async fn inspect_onvif(
+        &self,
+        sealer: &Sealer,
+        login: Option<&Login>,
+        services: Vec<OnvifService>,
+        found: &mut Findings,
+    ) -> Vec<Ipv4Addr> {
+        use futures_util::StreamExt;
+        let onvif_timeout = self.settings.onvif_timeout;
+        let results: Vec<_> = futures_util::stream::iter(services)
+            .map(|svc| {
                 let login = login.cloned();
                 async move {
                     let creds = login.as_ref().map(Login::pair);
-                    let r = onvif::inspect(&url, creds, onvif_timeout).await;
-                    (ip, name, hardware, r)
+                    let r = onvif::inspect(&svc.url, creds, onvif_timeout).await;
+                    (svc, r)
                 }
             })
             .buffer_unordered(DEVICE_CONCURRENCY)
             .collect()
             .await;
-        let mut devices: Vec<Device> = Vec::new();
-        let mut known: Vec<(String, Known)> = Vec::new();
         let mut onvif_ips = Vec::new();
-        for (ip, name, hardware, r) in onvif_results {
+        for (svc, r) in results {
+            let ip = svc.ip;
             let dev = match r {
                 Ok(d) => {
                     let brand = brand_of_maker(&d.info.manufacturer);
@@ -381,7 +507,7 @@ impl Discovery {
                             }
                         })
                         .collect();
-                    known.push((
+                    found.known.push((
                         ip.to_string(),
                         self.known_entry(sealer, &ip, brand, port, urls, login),
                     ));
@@ -389,13 +515,15 @@ impl Discovery {
                         ip: ip.to_string(),
                         port,
                         brand: Some(d.info.manufacturer).filter(|b| !b.is_empty()),
-                        model: Some(d.info.model).filter(|m| !m.is_empty()).or(hardware),
-                        name,
+                        model: Some(d.info.model)
+                            .filter(|m| !m.is_empty())
+                            .or(svc.hardware),
+                        name: svc.name,
                         onvif: true,
                         status: if channels.is_empty() {
-                            "no_stream_found".into()
+                            Status::NoStreamFound
                         } else {
-                            "ok".into()
+                            Status::Ok
                         },
                         channels,
                     }
@@ -404,15 +532,11 @@ impl Discovery {
                     ip: ip.to_string(),
                     port: 554,
                     brand: None,
-                    model: hardware,
-                    name,
+                    model: svc.hardware,
+                    name: svc.name,
                     onvif: true,
                     channels: Vec::new(),
-                    status: if login.is_some() {
-                        "wrong_credentials".into()
-                    } else {
-                        "needs_credentials".into()
-                    },
+                    status: Status::refused(login.is_some()),
                 },
                 Err(onvif::OnvifError::Failed(why)) => {
                     debug!(%ip, why, "no ONVIF answer");
@@ -420,16 +544,22 @@ impl Discovery {
                 }
             };
             onvif_ips.push(ip);
-            devices.push(dev);
+            found.devices.push(dev);
         }
-        info!(range = %range, onvif_devices = devices.len(), "discovery: ONVIF done");
+        onvif_ips
+    }
 
-        // RTSP on every other open port, whatever its number
-        let candidates: Vec<(Ipv4Addr, u16)> = open
-            .into_iter()
-            .filter(|(ip, _)| !onvif_ips.contains(ip))
-            .collect();
-        let rtsp_timeout = s.rtsp_timeout;
+    /// Asks every open port whether it speaks RTSP, then tries the brand templates (and
+    /// their channels) on those that do.
+    async fn probe_rtsp(
+        &self,
+        sealer: &Sealer,
+        login: Option<&Login>,
+        candidates: Vec<(Ipv4Addr, u16)>,
+        found: &mut Findings,
+    ) {
+        use futures_util::StreamExt;
+        let rtsp_timeout = self.settings.rtsp_timeout;
         let rtsp: Vec<(Ipv4Addr, u16)> = futures_util::stream::iter(candidates)
             .map(|(ip, port)| async move {
                 rtsp_probe::answers_rtsp(ip, port, rtsp_timeout)
@@ -445,7 +575,7 @@ impl Discovery {
                 let login = login.cloned();
                 async move {
                     let creds = login.as_ref().map(Login::pair);
-                    let found = tokio::time::timeout(
+                    let f = tokio::time::timeout(
                         DEVICE_BUDGET,
                         rtsp_probe::probe(ip, port, creds, rtsp_timeout),
                     )
@@ -453,16 +583,16 @@ impl Discovery {
                     .unwrap_or(rtsp_probe::Found {
                         brand: None,
                         channels: Vec::new(),
-                        status: "timeout",
+                        status: Status::Timeout,
                     });
-                    (ip, port, found)
+                    (ip, port, f)
                 }
             })
             .buffer_unordered(DEVICE_CONCURRENCY)
             .collect()
             .await;
         for (ip, port, f) in probed {
-            info!(%ip, port, status = f.status, brand = ?f.brand.map(Brand::as_str), channels = f.channels.len(), "discovery: RTSP device");
+            info!(%ip, port, status = f.status.as_str(), brand = ?f.brand.map(Brand::as_str), channels = f.channels.len(), "discovery: RTSP device");
             if let Some(brand) = f.brand {
                 let urls = f
                     .channels
@@ -473,12 +603,12 @@ impl Discovery {
                         (*ch, url)
                     })
                     .collect();
-                known.push((
+                found.known.push((
                     ip.to_string(),
                     self.known_entry(sealer, &ip, brand, port, urls, login),
                 ));
             }
-            devices.push(Device {
+            found.devices.push(Device {
                 ip: ip.to_string(),
                 port,
                 brand: f.brand.map(|b| b.as_str().to_string()),
@@ -496,27 +626,9 @@ impl Discovery {
                         ),
                     })
                     .collect(),
-                status: f.status.into(),
+                status: f.status,
             });
         }
-        devices.sort_by_key(|d| (d.ip.parse::<Ipv4Addr>().ok(), d.port));
-        {
-            let mut k = lock(&self.known);
-            k.retain(|_, v| v.at.elapsed() < self.settings.ttl);
-            k.extend(known);
-        }
-        let elapsed = started.elapsed().as_millis() as u64;
-        info!(range = %range, devices = devices.len(), ms = elapsed, "discovery scan done");
-        Ok(serde_json::json!({
-            "devices": devices,
-            "network_range": range.to_string(),
-            "hosts": hosts.len(),
-            "ports": s.ports,
-            "scanned_at": chrono::Utc::now(),
-            "elapsed_ms": elapsed,
-            "port_scan_ms": scan_ms,
-            "cached": false,
-        }))
     }
 
     fn known_entry(

@@ -12,6 +12,7 @@ use std::time::Duration;
 use retina::client::{Credentials, Session, SessionOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::Status;
 use crate::camera::templates;
 use crate::store::Brand;
 
@@ -131,8 +132,7 @@ pub fn template_path(brand: Brand, channel: u32) -> String {
 pub struct Found {
     pub brand: Option<Brand>,
     pub channels: Vec<u32>,
-    /// `ok`, `needs_credentials`, `wrong_credentials` or `no_stream_found`.
-    pub status: &'static str,
+    pub status: Status,
 }
 
 /// Tries the templates in [`ORDER`] on `ip:port`, then expands the channels of the first that
@@ -172,18 +172,14 @@ pub async fn probe(
                 return Found {
                     brand: Some(brand),
                     channels,
-                    status: "ok",
+                    status: Status::Ok,
                 };
             }
             Answer::Unauthorized => {
                 return Found {
                     brand: None,
                     channels: Vec::new(),
-                    status: if creds.is_some() {
-                        "wrong_credentials"
-                    } else {
-                        "needs_credentials"
-                    },
+                    status: Status::refused(creds.is_some()),
                 }
             }
             Answer::Miss => {}
@@ -192,7 +188,7 @@ pub async fn probe(
     Found {
         brand: None,
         channels: Vec::new(),
-        status: "no_stream_found",
+        status: Status::NoStreamFound,
     }
 }
 
