@@ -147,12 +147,15 @@ fn start_offset(w: &Window, hold_back: f64) -> Option<f64> {
     start
 }
 
-/// A file of the window, as buffers to send.
+/// A file of the window, as buffers to send (its name never names other bytes: players may
+/// cache it for good).
 pub struct HlsFile {
     pub content_type: &'static str,
     pub chunks: Vec<Bytes>,
-    pub immutable: bool,
 }
+
+/// The media type of segments and parts (RFC 8216bis §3.3).
+const SEGMENT_TYPE: &str = "video/iso.segment";
 
 /// A segment is closed at this length even without a key frame.
 const MAX_SEGMENT_SECS: f64 = 20.0;
@@ -611,7 +614,6 @@ impl Hls {
             return Ok(HlsFile {
                 content_type: "video/mp4",
                 chunks: vec![init],
-                immutable: true,
             });
         }
         if let Some(msn) = name
@@ -631,9 +633,8 @@ impl Hls {
                 .flat_map(|p| p.fragment.chunks.iter().cloned())
                 .collect();
             return Ok(HlsFile {
-                content_type: "video/iso.segment",
+                content_type: SEGMENT_TYPE,
                 chunks,
-                immutable: true,
             });
         }
         if let Some((msn, idx)) = name
@@ -654,9 +655,8 @@ impl Hls {
             };
             if let Some(chunks) = find(&self.lock()) {
                 return Ok(HlsFile {
-                    content_type: "video/iso.segment",
+                    content_type: SEGMENT_TYPE,
                     chunks,
-                    immutable: true,
                 });
             }
             // only the part the preload hint names (or the one after) is worth waiting for
@@ -673,9 +673,8 @@ impl Hls {
             if upcoming && self.wait_for(MAX_WAIT, |w| find(w).is_some()).await {
                 if let Some(chunks) = find(&self.lock()) {
                     return Ok(HlsFile {
-                        content_type: "video/iso.segment",
+                        content_type: SEGMENT_TYPE,
                         chunks,
-                        immutable: true,
                     });
                 }
             }
