@@ -265,18 +265,10 @@ impl Recordings {
         Ok(())
     }
 
-    /// Starts recording `src`; returns the recording's id at once (its file opens with the
-    /// camera's first video).
-    /// `limit`: the caller's `MAX_RECORDINGS_PER_USER` (none for admins and the system).
-    pub async fn start(
-        self: &Arc<Self>,
-        src: Source,
-        user_id: Option<i64>,
-        duration: Option<Duration>,
-        limit: Option<usize>,
-    ) -> Result<i64> {
-        let camera = src.camera.clone();
-        if let Some(id) = self.status(&camera).map(|s| s.0) {
+    /// Whether `camera` may start recording for `user_id` now: not already recording (409),
+    /// the user under `limit` (429), `RECORDINGS_DIR` there with `MIN_FREE_DISK_MB` free (507).
+    fn admit(&self, camera: &str, user_id: Option<i64>, limit: Option<usize>) -> Result<()> {
+        if let Some(id) = self.status(camera).map(|s| s.0) {
             return Err(Error::conflict(format!(
                 "camera {camera} is already recording (recording {id})"
             )));
@@ -310,6 +302,32 @@ impl Recordings {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Enters a started recording in the map; false (and nothing entered) when another one of
+    /// the camera got there first.
+    fn register(&self, camera: &str, active: Active) -> bool {
+        let mut map = self.map();
+        if map.contains_key(camera) {
+            return false;
+        }
+        map.insert(camera.to_string(), active);
+        true
+    }
+
+    /// Starts recording `src`; returns the recording's id at once (its file opens with the
+    /// camera's first video).
+    /// `limit`: the caller's `MAX_RECORDINGS_PER_USER` (none for admins and the system).
+    pub async fn start(
+        self: &Arc<Self>,
+        src: Source,
+        user_id: Option<i64>,
+        duration: Option<Duration>,
+        limit: Option<usize>,
+    ) -> Result<i64> {
+        let camera = src.camera.clone();
+        self.admit(&camera, user_id, limit)?;
         let live = self.streams.start(src, false)?;
         live.hold();
         let progress = Arc::new(std::sync::atomic::AtomicU64::new(crate::clock::mono_ms()));
@@ -376,27 +394,17 @@ impl Recordings {
                 map.remove(&cam);
             }
         });
-        let raced = {
-            let mut map = self.map();
-            if map.contains_key(&camera) {
-                true
-            } else {
-                map.insert(
-                    camera.clone(),
-                    Active {
-                        token,
-                        user_id,
-                        started: Instant::now(),
-                        current: cur_rx,
-                        stop: stop.clone(),
-                        keep,
-                        progress,
-                        task,
-                    },
-                );
-                false
-            }
+        let active = Active {
+            token,
+            user_id,
+            started: Instant::now(),
+            current: cur_rx,
+            stop: stop.clone(),
+            keep,
+            progress,
+            task,
         };
+        let raced = !self.register(&camera, active);
         if raced {
             // another request started this camera's recording meanwhile: end ours at once
             stop.send_replace(Some(
