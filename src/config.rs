@@ -304,6 +304,138 @@ pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
     (len <= 32).then_some((ip, len))
 }
 
+/// `LISTEN_ADDR` (default `0.0.0.0:5000`).
+fn listen_addr(a: &ServeArgs) -> Result<SocketAddr, ConfigError> {
+    match nonempty(&a.listen_addr) {
+        None => Ok(SocketAddr::from(([0, 0, 0, 0], 5000))),
+        Some(s) => s.parse().map_err(|_| {
+            err(
+                "LISTEN_ADDR",
+                format!("'{s}' is not an address:port such as 0.0.0.0:5000"),
+            )
+        }),
+    }
+}
+
+/// `SECRET_KEY`: at least 32 bytes, or unset (one is generated in `DATA_DIR`).
+fn secret_key(a: &ServeArgs) -> Result<Option<Vec<u8>>, ConfigError> {
+    match a.secret_key.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) if s.len() < 32 => Err(err(
+            "SECRET_KEY",
+            format!(
+                "too short ({} bytes); use at least 32 random bytes, e.g. `openssl rand -hex 32`, or unset it to have one generated",
+                s.len()
+            ),
+        )),
+        Some(s) => Ok(Some(s.as_bytes().to_vec())),
+    }
+}
+
+/// `JWT_ALGORITHM`: HS256 (default), HS384 or HS512.
+fn jwt_algorithm(a: &ServeArgs) -> Result<Algorithm, ConfigError> {
+    match nonempty(&a.jwt_algorithm).unwrap_or("HS256") {
+        "HS256" => Ok(Algorithm::HS256),
+        "HS384" => Ok(Algorithm::HS384),
+        "HS512" => Ok(Algorithm::HS512),
+        other => Err(err(
+            "JWT_ALGORITHM",
+            format!("'{other}' is not supported (expected HS256, HS384 or HS512)"),
+        )),
+    }
+}
+
+/// `ALLOWED_HOSTS`: host names, lowercased, without a trailing dot; `*` kept as it is.
+fn allowed_hosts(a: &ServeArgs) -> Result<Vec<String>, ConfigError> {
+    let hosts: Vec<String> = nonempty(&a.allowed_hosts)
+        .map(|v| {
+            v.split(',')
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(bad) = hosts.iter().find(|h| {
+        *h != "*"
+            && !h
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+    }) {
+        return Err(err(
+            "ALLOWED_HOSTS",
+            format!("'{bad}' is not a host name (a comma-separated list of names, or *)"),
+        ));
+    }
+    Ok(hosts)
+}
+
+/// `ALLOWED_ORIGINS`: `http(s)://` origins without a trailing slash, or `*`.
+fn allowed_origins(a: &ServeArgs) -> Result<Vec<String>, ConfigError> {
+    let origins = nonempty(&a.allowed_origins)
+        .map(|s| {
+            s.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for o in &origins {
+        if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+            return Err(err(
+                "ALLOWED_ORIGINS",
+                format!("'{o}' is not an origin such as http://192.168.1.20:8080 (or *)"),
+            ));
+        }
+    }
+    Ok(origins)
+}
+
+/// `SCAN_PORTS`: TCP ports, comma-separated (default: the RTSP and ONVIF ports cameras use).
+fn scan_ports(a: &ServeArgs) -> Result<Vec<u16>, ConfigError> {
+    let Some(s) = nonempty(&a.scan_ports) else {
+        return Ok(vec![554, 80, 8000, 8554, 8899, 37777, 34567]);
+    };
+    let mut ports = Vec::new();
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match p.parse::<u16>() {
+            Ok(n) if n > 0 => ports.push(n),
+            _ => return Err(err("SCAN_PORTS", format!("'{p}' is not a TCP port"))),
+        }
+    }
+    if ports.is_empty() {
+        return Err(err("SCAN_PORTS", "no port given"));
+    }
+    Ok(ports)
+}
+
+/// `DEFAULT_NETWORK_RANGE`: an IPv4 CIDR (default `192.168.1.0/24`).
+fn default_network_range(a: &ServeArgs) -> Result<String, ConfigError> {
+    let range = nonempty(&a.default_network_range).unwrap_or("192.168.1.0/24");
+    if parse_cidr(range).is_none() {
+        return Err(err(
+            "DEFAULT_NETWORK_RANGE",
+            format!("'{range}' is not an IPv4 CIDR such as 192.168.1.0/24"),
+        ));
+    }
+    Ok(range.to_string())
+}
+
+/// `TLS_CERT` and `TLS_KEY`: both readable files, or neither.
+fn tls(a: &ServeArgs) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    match (nonempty(&a.tls_cert), nonempty(&a.tls_key)) {
+        (None, None) => Ok(None),
+        (Some(c), Some(k)) => {
+            for (var, path) in [("TLS_CERT", c), ("TLS_KEY", k)] {
+                std::fs::File::open(path)
+                    .map_err(|e| err(var, format!("cannot read {path}: {e}")))?;
+            }
+            Ok(Some((PathBuf::from(c), PathBuf::from(k))))
+        }
+        (Some(_), None) => Err(err("TLS_KEY", "TLS_CERT is set but TLS_KEY is not")),
+        (None, Some(_)) => Err(err("TLS_CERT", "TLS_KEY is set but TLS_CERT is not")),
+    }
+}
+
 fn database(a: &ServeArgs) -> Result<Option<DbConfig>, ConfigError> {
     let location = if let Some(url) = nonempty(&a.database_url) {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -362,115 +494,12 @@ fn database(a: &ServeArgs) -> Result<Option<DbConfig>, ConfigError> {
 
 impl Config {
     pub fn from_args(a: &ServeArgs) -> Result<Config, ConfigError> {
-        let listen_addr = match nonempty(&a.listen_addr) {
-            None => "0.0.0.0:5000".parse().expect("literal address"),
-            Some(s) => s.parse().map_err(|_| {
-                err(
-                    "LISTEN_ADDR",
-                    format!("'{s}' is not an address:port such as 0.0.0.0:5000"),
-                )
-            })?,
-        };
         let data_dir = PathBuf::from(nonempty(&a.data_dir).unwrap_or("./data"));
-        let secret_key = match a.secret_key.as_deref() {
-            None | Some("") => None,
-            Some(s) if s.len() < 32 => {
-                return Err(err(
-                    "SECRET_KEY",
-                    format!(
-                        "too short ({} bytes); use at least 32 random bytes, e.g. `openssl rand -hex 32`, or unset it to have one generated",
-                        s.len()
-                    ),
-                ))
-            }
-            Some(s) => Some(s.as_bytes().to_vec()),
-        };
-        let jwt_algorithm = match nonempty(&a.jwt_algorithm).unwrap_or("HS256") {
-            "HS256" => Algorithm::HS256,
-            "HS384" => Algorithm::HS384,
-            "HS512" => Algorithm::HS512,
-            other => {
-                return Err(err(
-                    "JWT_ALGORITHM",
-                    format!("'{other}' is not supported (expected HS256, HS384 or HS512)"),
-                ))
-            }
-        };
-        let allowed_hosts: Vec<String> = nonempty(&a.allowed_hosts)
-            .map(|v| {
-                v.split(',')
-                    .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
-                    .filter(|h| !h.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(bad) = allowed_hosts.iter().find(|h| {
-            *h != "*"
-                && !h
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
-        }) {
-            return Err(err(
-                "ALLOWED_HOSTS",
-                format!("'{bad}' is not a host name (a comma-separated list of names, or *)"),
-            ));
-        }
-        let allowed_origins = nonempty(&a.allowed_origins)
-            .map(|s| {
-                s.split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        for o in &allowed_origins {
-            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
-                return Err(err(
-                    "ALLOWED_ORIGINS",
-                    format!("'{o}' is not an origin such as http://192.168.1.20:8080 (or *)"),
-                ));
-            }
-        }
+        let secret_key = secret_key(a)?;
+        let allowed_hosts = allowed_hosts(a)?;
         let recordings_dir = nonempty(&a.recordings_dir)
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("recordings"));
-        let scan_ports = match nonempty(&a.scan_ports) {
-            None => vec![554, 80, 8000, 8554, 8899, 37777, 34567],
-            Some(s) => {
-                let mut ports = Vec::new();
-                for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    match p.parse::<u16>() {
-                        Ok(n) if n > 0 => ports.push(n),
-                        _ => return Err(err("SCAN_PORTS", format!("'{p}' is not a TCP port"))),
-                    }
-                }
-                if ports.is_empty() {
-                    return Err(err("SCAN_PORTS", "no port given"));
-                }
-                ports
-            }
-        };
-        let default_network_range = nonempty(&a.default_network_range)
-            .unwrap_or("192.168.1.0/24")
-            .to_string();
-        if parse_cidr(&default_network_range).is_none() {
-            return Err(err(
-                "DEFAULT_NETWORK_RANGE",
-                format!("'{default_network_range}' is not an IPv4 CIDR such as 192.168.1.0/24"),
-            ));
-        }
-        let tls = match (nonempty(&a.tls_cert), nonempty(&a.tls_key)) {
-            (None, None) => None,
-            (Some(c), Some(k)) => {
-                for (var, path) in [("TLS_CERT", c), ("TLS_KEY", k)] {
-                    std::fs::File::open(path)
-                        .map_err(|e| err(var, format!("cannot read {path}: {e}")))?;
-                }
-                Some((PathBuf::from(c), PathBuf::from(k)))
-            }
-            (Some(_), None) => return Err(err("TLS_KEY", "TLS_CERT is set but TLS_KEY is not")),
-            (None, Some(_)) => return Err(err("TLS_CERT", "TLS_KEY is set but TLS_CERT is not")),
-        };
         let database = database(a)?;
         if database.is_some() && secret_key.is_none() {
             return Err(err(
@@ -510,10 +539,10 @@ impl Config {
                 MAX_CONNECTIONS as u64,
             )? as usize,
             database,
-            listen_addr,
+            listen_addr: listen_addr(a)?,
             data_dir,
             secret_key,
-            jwt_algorithm,
+            jwt_algorithm: jwt_algorithm(a)?,
             jwt_expiration_secs: int(
                 "JWT_TOKEN_EXPIRATION",
                 &a.jwt_token_expiration,
@@ -521,7 +550,7 @@ impl Config {
                 60,
                 30 * 86400,
             )?,
-            allowed_origins,
+            allowed_origins: allowed_origins(a)?,
             allowed_hosts: allowed_hosts
                 .iter()
                 .filter(|h| *h != "*")
@@ -540,10 +569,10 @@ impl Config {
                 0,
                 100_000,
             )?,
-            scan_ports,
+            scan_ports: scan_ports(a)?,
             onvif_timeout_secs: int("ONVIF_TIMEOUT", &a.onvif_timeout, 5, 1, 60)?,
-            default_network_range,
-            tls,
+            default_network_range: default_network_range(a)?,
+            tls: tls(a)?,
         })
     }
 }
