@@ -183,15 +183,18 @@ async fn timed<T>(
     }
 }
 
-/// One session from DESCRIBE to its end. `Ok` when told to stop.
-async fn session(
-    src: &Source,
-    fanout: &Fanout,
-    state: &Mutex<State>,
-    generation: &mut u64,
-    stop: &mut watch::Receiver<bool>,
-    live: &mut bool,
-) -> Result<(), Failure> {
+/// A camera session after PLAY: its frames, and where its tracks are.
+struct Playing {
+    demuxed: retina::client::Demuxed,
+    video_i: usize,
+    audio_i: Option<usize>,
+    /// Said in the camera's state: e.g. an audio codec that is not carried.
+    note: Option<String>,
+    h265: bool,
+}
+
+/// DESCRIBE, SETUP of the video (H.264 or H.265) and of AAC audio if offered, PLAY.
+async fn connect(src: &Source) -> Result<Playing, Failure> {
     let url = url::Url::parse(&src.url)
         .map_err(|e| Failure::Unsupported(format!("bad RTSP URL: {e}")))?;
     let creds = src
@@ -248,7 +251,71 @@ async fn session(
         .initial_timestamp(retina::client::InitialTimestampPolicy::Permissive);
     let playing = timed("PLAY", s.play(play)).await?;
     let h265 = playing.streams()[video_i].encoding_name() == "h265";
-    let mut d = playing.demuxed().map_err(classify)?;
+    Ok(Playing {
+        demuxed: playing.demuxed().map_err(classify)?,
+        video_i,
+        audio_i,
+        note,
+        h265,
+    })
+}
+
+/// The session's tracks, first or changed: the camera's state says `live` with them, and the
+/// consumers get a `Start` of a new generation. `false` while the video has no parameters yet.
+fn announce(
+    src: &Source,
+    p: &Playing,
+    fanout: &Fanout,
+    state: &Mutex<State>,
+    generation: &mut u64,
+    first: bool,
+) -> Result<bool, Failure> {
+    let streams = p.demuxed.streams();
+    let Some(ParametersRef::Video(vp)) = streams[p.video_i].parameters() else {
+        return Ok(false);
+    };
+    let video = video_info(vp)?;
+    let audio = p.audio_i.and_then(|a| match streams[a].parameters() {
+        Some(ParametersRef::Audio(ap)) => audio_info(ap),
+        _ => None,
+    });
+    *generation += 1;
+    let label = |t: &TrackInfo| {
+        if t.kind == TrackKind::Video {
+            format!("{} {}x{}", t.codec, t.width, t.height)
+        } else {
+            t.codec.clone()
+        }
+    };
+    if first {
+        info!(camera = %src.camera, video = %label(&video), "live");
+    } else {
+        info!(camera = %src.camera, video = %label(&video), "new video parameters");
+    }
+    *state.lock().unwrap_or_else(|p| p.into_inner()) = State::Live {
+        since: chrono::Utc::now(),
+        video: label(&video),
+        audio: audio.as_ref().map(label),
+        note: p.note.clone(),
+    };
+    fanout.publish(Event::Start(Arc::new(Tracks {
+        generation: *generation,
+        video,
+        audio,
+    })));
+    Ok(true)
+}
+
+/// One session from DESCRIBE to its end. `Ok` when told to stop.
+async fn session(
+    src: &Source,
+    fanout: &Fanout,
+    state: &Mutex<State>,
+    generation: &mut u64,
+    stop: &mut watch::Receiver<bool>,
+    live: &mut bool,
+) -> Result<(), Failure> {
+    let mut p = connect(src).await?;
     let mut started = false;
     let mut gop = Gop::default();
     let mut last_video = tokio::time::Instant::now();
@@ -262,7 +329,7 @@ async fn session(
                     limit.as_secs_f64()
                 )))
             }
-            r = d.next() => r,
+            r = p.demuxed.next() => r,
         };
         let item = match item {
             None => return Err(Failure::Other("the camera ended the session".into())),
@@ -273,46 +340,16 @@ async fn session(
             CodecItem::VideoFrame(f) => {
                 last_video = tokio::time::Instant::now();
                 if !started || f.has_new_parameters() {
-                    let Some(ParametersRef::Video(vp)) = d.streams()[video_i].parameters() else {
+                    if !announce(src, &p, fanout, state, generation, !started)? {
                         continue;
-                    };
-                    let video = video_info(vp)?;
-                    let audio = audio_i.and_then(|a| match d.streams()[a].parameters() {
-                        Some(ParametersRef::Audio(ap)) => audio_info(ap),
-                        _ => None,
-                    });
-                    *generation += 1;
-                    let label = |t: &TrackInfo| {
-                        if t.kind == TrackKind::Video {
-                            format!("{} {}x{}", t.codec, t.width, t.height)
-                        } else {
-                            t.codec.clone()
-                        }
-                    };
-                    let new_state = State::Live {
-                        since: chrono::Utc::now(),
-                        video: label(&video),
-                        audio: audio.as_ref().map(label),
-                        note: note.clone(),
-                    };
-                    if !started {
-                        info!(camera = %src.camera, video = %label(&video), "live");
-                    } else {
-                        info!(camera = %src.camera, video = %label(&video), "new video parameters");
                     }
-                    *state.lock().unwrap_or_else(|p| p.into_inner()) = new_state;
-                    fanout.publish(Event::Start(Arc::new(Tracks {
-                        generation: *generation,
-                        video,
-                        audio,
-                    })));
                     started = true;
                     *live = true;
                 }
                 let pts = f.timestamp().timestamp();
                 // retina counts only IDR pictures as random access points; most H.265 cameras
                 // (and x265's default open GOP) send CRA pictures at every GOP after the first
-                let keyframe = f.is_random_access_point() || (h265 && h265_irap(f.data()));
+                let keyframe = f.is_random_access_point() || (p.h265 && h265_irap(f.data()));
                 if keyframe {
                     gop.key(last_video);
                 }
