@@ -18,7 +18,7 @@ use crate::auth::password::Passwords;
 use crate::camera::seal::Sealer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StartError};
 use crate::media::hls::HlsConfig;
 use crate::media::recordings::{RecordingConfig, Recordings};
 use crate::media::streams::Streams;
@@ -68,7 +68,10 @@ pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>> {
 
 impl App {
     /// Opens the data directory and store and builds the services.
-    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
+    pub async fn open(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> std::result::Result<Arc<App>, StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::internal(format!(
                 "cannot create DATA_DIR {}: {e}",
@@ -173,13 +176,16 @@ impl App {
 /// Compares the key in use with the one the store was last opened with. Several boxes on one
 /// database must share it (refuse to start otherwise); on an appliance a changed key only
 /// makes stored camera credentials unreadable (warn).
-async fn check_key(store: &dyn store::Store, secret: &[u8], shared: bool) -> Result<()> {
+async fn check_key(
+    store: &dyn store::Store,
+    secret: &[u8],
+    shared: bool,
+) -> std::result::Result<(), StartError> {
     let fp = store::key_fingerprint(secret);
     match store.key_fingerprint(&fp, !shared).await? {
         None => Ok(()),
-        Some(_) if shared => Err(Error::new(
-            crate::error::Kind::Conflict,
-            "SECRET_KEY differs from the one the other boxes on this database use; every box must share it (tokens and sealed camera credentials depend on it)",
+        Some(_) if shared => Err(StartError::Config(
+            "SECRET_KEY differs from the one the other boxes on this database use; every box must share it (tokens and sealed camera credentials depend on it)".into(),
         )),
         Some(_) => {
             warn!("SECRET_KEY changed since the store was last opened: old tokens are invalid and stored camera credentials must be entered again");
@@ -267,7 +273,7 @@ fn spawn_upkeep(app: &Arc<App>) {
 }
 
 /// Runs the service until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<()> {
+pub async fn run(config: Config) -> std::result::Result<(), StartError> {
     let notifier = Arc::new(crate::system::notify::Notifier::from_env());
     let tls = match &config.tls {
         Some((c, k)) => Some(tls_acceptor(c, k)?),
@@ -288,7 +294,7 @@ pub async fn run(config: Config) -> Result<()> {
             .set_url(crate::config::default_node_url(addr, tls.is_some()));
     }
     // a second box with this NODE_NAME must not start (it would record the same cameras)
-    app.fleet.beat().await?;
+    app.fleet.join().await?;
     app.fleet.claim().await?;
     app.recordings.recover().await?;
     let scheme = if tls.is_some() { "https" } else { "http" };

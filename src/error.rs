@@ -143,3 +143,25 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Why the service could not start or stopped with an error: a setting the operator must
+/// change, or anything else. `main` alone turns these into exit codes (78, `EX_CONFIG`, for
+/// the first; 1 otherwise).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The settings cannot work here: a `SECRET_KEY` the other boxes on the database do not
+    /// share, a `NODE_NAME` another running box has.
+    #[error("{0}")]
+    Config(String),
+    #[error("{}", .0.message)]
+    Failed(#[from] Error),
+}
+
+impl From<StartError> for Error {
+    fn from(e: StartError) -> Error {
+        match e {
+            StartError::Config(m) => Error::conflict(m),
+            StartError::Failed(e) => e,
+        }
+    }
+}

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use crate::camera::seal::Sealer;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Kind, Result, StartError};
 use crate::media::recordings::Recordings;
 use crate::media::streams::Streams;
 use crate::store::{CameraPatch, DynStore, Node, NodeBeat, RecordingEnd, RecordingStatus};
@@ -203,6 +203,15 @@ impl Fleet {
                 stale_secs: self.stale.as_secs_f64(),
             })
             .await
+    }
+
+    /// The first heartbeat at start: another running box with this name is a setting to change
+    /// (two boxes would record the same cameras), not a failure to retry.
+    pub async fn join(&self) -> std::result::Result<(), StartError> {
+        self.beat().await.map_err(|e| match e.kind {
+            Kind::Conflict => StartError::Config(e.message),
+            _ => StartError::Failed(e),
+        })
     }
 
     /// Says this box is leaving (a clean stop): the others answer 503 for its cameras at once

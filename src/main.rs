@@ -269,11 +269,10 @@ fn migrate(a: MigrateArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("vigia: migration failed, nothing was copied: {}", e.message);
-            if e.kind == vigia::error::Kind::Conflict {
-                EXIT_CONFIG
-            } else {
-                1
+            eprintln!("vigia: migration failed, nothing was copied: {e}");
+            match e {
+                vigia::error::StartError::Config(_) => EXIT_CONFIG,
+                vigia::error::StartError::Failed(_) => 1,
             }
         }
     }
@@ -343,14 +342,11 @@ fn main() {
             init_logging();
             if let Err(e) = server_runtime(config.worker_threads).block_on(vigia::app::run(config))
             {
-                tracing::error!("{}", e.message);
-                // a key that does not match the shared database is a configuration error
-                let code = if e.kind == vigia::error::Kind::Conflict {
-                    EXIT_CONFIG
-                } else {
-                    1
-                };
-                std::process::exit(code);
+                tracing::error!("{e}");
+                std::process::exit(match e {
+                    vigia::error::StartError::Config(_) => EXIT_CONFIG,
+                    vigia::error::StartError::Failed(_) => 1,
+                });
             }
         }
         Command::Camsim(args) => std::process::exit(camsim(args)),

@@ -486,16 +486,19 @@ pub struct DbConfig {
 
 /// `vigia store migrate`: copies an appliance's redb data into PostgreSQL, idempotently.
 /// The Postgres database must be new or already use the same `SECRET_KEY` (the sealed camera
-/// credentials and the tokens depend on it), so the key's fingerprint is checked first.
+/// credentials and the tokens depend on it), so the key's fingerprint is checked first: a key
+/// that does not fit is a setting to change ([`crate::error::StartError::Config`]), as is a `DATA_DIR`
+/// without an embedded store.
 #[cfg(feature = "postgres")]
 pub async fn migrate_redb_to_postgres(
     data_dir: &std::path::Path,
     secret: &[u8],
     target: &DbConfig,
-) -> Result<ImportReport> {
+) -> std::result::Result<ImportReport, crate::error::StartError> {
+    use crate::error::StartError;
     let path = data_dir.join("vigia.redb");
     if !path.exists() {
-        return Err(crate::error::Error::not_found(format!(
+        return Err(StartError::Config(format!(
             "no embedded store at {} (is DATA_DIR right?)",
             path.display()
         )));
@@ -503,16 +506,16 @@ pub async fn migrate_redb_to_postgres(
     let source = redb::RedbStore::open(&path)?;
     let fp = key_fingerprint(secret);
     if source.key_fingerprint(&fp, false).await?.is_some() {
-        return Err(crate::error::Error::conflict(
-            "SECRET_KEY is not the key this appliance's data was made with",
+        return Err(StartError::Config(
+            "SECRET_KEY is not the key this appliance's data was made with".into(),
         ));
     }
     let dump = source.export().await?;
     let target = postgres::PgStore::connect(target).await?;
     if target.key_fingerprint(&fp, false).await?.is_some() {
-        return Err(crate::error::Error::conflict(
-            "the Postgres database is used with another SECRET_KEY; migrate only into a new database or one whose boxes share this appliance's key",
+        return Err(StartError::Config(
+            "the Postgres database is used with another SECRET_KEY; migrate only into a new database or one whose boxes share this appliance's key".into(),
         ));
     }
-    target.import(&dump).await
+    Ok(target.import(&dump).await?)
 }
