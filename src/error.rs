@@ -10,8 +10,6 @@ use std::fmt;
 /// What went wrong, as far as a client is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Served by another node: 307 to `Error::location`.
-    Redirect,
     BadRequest,
     Unauthorized,
     Forbidden,
@@ -33,7 +31,6 @@ pub enum Kind {
 impl Kind {
     pub fn status(self) -> u16 {
         match self {
-            Kind::Redirect => 307,
             Kind::BadRequest => 400,
             Kind::Unauthorized => 401,
             Kind::Forbidden => 403,
@@ -53,7 +50,6 @@ impl Kind {
 
     pub fn code(self) -> &'static str {
         match self {
-            Kind::Redirect => "redirect",
             Kind::BadRequest => "bad_request",
             Kind::Unauthorized => "unauthorized",
             Kind::Forbidden => "forbidden",
@@ -79,8 +75,6 @@ pub struct Error {
     pub message: String,
     /// Seconds for a `Retry-After` header (429/503).
     pub retry_after: Option<u64>,
-    /// Where a [`Kind::Redirect`] points (`Location`).
-    pub location: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -91,14 +85,7 @@ impl Error {
             kind,
             message: message.into(),
             retry_after: None,
-            location: None,
         }
-    }
-    /// 307 to `location` (the same request, on the node that serves it).
-    pub fn redirect(m: impl Into<String>, location: String) -> Self {
-        let mut e = Self::new(Kind::Redirect, m);
-        e.location = Some(location);
-        e
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(Kind::BadRequest, m)
@@ -128,11 +115,7 @@ impl Error {
 
     /// The JSON body every error response carries.
     pub fn body(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({ "error": self.message, "code": self.kind.code() });
-        if let Some(l) = &self.location {
-            v["location"] = l.clone().into();
-        }
-        v
+        serde_json::json!({ "error": self.message, "code": self.kind.code() })
     }
 }
 

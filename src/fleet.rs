@@ -32,6 +32,14 @@ use crate::media::streams::Streams;
 use crate::store::{CameraPatch, DynStore, Node, NodeBeat, RecordingEnd, RecordingStatus};
 use crate::system::tasks::Tasks;
 
+/// A request for something another node serves goes there: `307` to `location`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// "camera 10.0.0.5 is served by node b".
+    pub message: String,
+    pub location: String,
+}
+
 /// How often a node beats and looks at the camera table.
 pub const TICK: Duration = Duration::from_secs(1);
 
@@ -127,11 +135,17 @@ impl Fleet {
         }
     }
 
-    /// Whether this box serves something on node `owner`: `Ok` here; a 307 to `owner`'s
-    /// `NODE_URL` + `path_and_query`; or 503 when `owner` is down. `what` names the thing.
-    pub async fn serve_here(&self, owner: &str, what: &str, path_and_query: &str) -> Result<()> {
+    /// Whether this box serves something on node `owner`: `None` here; the redirect to
+    /// `owner`'s `NODE_URL` + `path_and_query`; or 503 when `owner` is down. `what` names the
+    /// thing.
+    pub async fn serve_here(
+        &self,
+        owner: &str,
+        what: &str,
+        path_and_query: &str,
+    ) -> Result<Option<Redirect>> {
         if !self.shared || owner.is_empty() || owner == self.me {
-            return Ok(());
+            return Ok(None);
         }
         let mut found = self.cached(owner);
         if found.is_none() {
@@ -151,10 +165,10 @@ impl Fleet {
                     "{what} belongs to node {owner}, which serves plain http while this box serves https; give node {owner} TLS_CERT and TLS_KEY (and an https NODE_URL)"
                 )))
             }
-            Some((url, age)) if age <= self.stale.as_secs_f64() => Err(Error::redirect(
-                format!("{what} is served by node {owner}"),
-                format!("{url}{path_and_query}"),
-            )),
+            Some((url, age)) if age <= self.stale.as_secs_f64() => Ok(Some(Redirect {
+                message: format!("{what} is served by node {owner}"),
+                location: format!("{url}{path_and_query}"),
+            })),
             Some((_, age)) => Err(Error::unavailable(format!(
                 "{what} belongs to node {owner}, which has not been heard from for {age:.0} s; an admin can move its cameras to a running node (PUT /api/cameras/<camera> with {{\"node\": \"<name>\"}})"
             ))

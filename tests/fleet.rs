@@ -212,6 +212,29 @@ async fn requests_go_to_the_owner_and_a_dead_owner_is_named_then_replaced() {
     let (st, v) = b.call("GET", "/api/nodes", Some(&user), Value::Null).await;
     assert_eq!(st, 403, "admins only: {v}");
 
+    // a batch asked of B answers 200 and names, per camera, where to go
+    let (st, v) = b
+        .call(
+            "POST",
+            "/api/cameras/streams/batch",
+            Some(&admin),
+            json!({ "ips": [cam] }),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let entry = &v["results"][0];
+    assert_eq!(
+        (&entry["status"], &entry["code"]),
+        (&json!("error"), &json!("redirect")),
+        "{v}"
+    );
+    assert!(
+        entry["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with(&a.base)),
+        "{v}"
+    );
+
     // live view asked of B: 307 to A; the player is given B's URL and plays through it
     let path = format!("/api/cameras/stream/{cam}");
     let (st, v) = through(&b, &a, "GET", &path, &admin, Value::Null).await;

@@ -101,6 +101,13 @@ pub struct Ctx {
     pub peer: SocketAddr,
 }
 
+/// Something this node serves, or where the request goes instead (a `307`: an answer, not an
+/// error).
+pub enum Placed<T> {
+    Here(T),
+    Elsewhere(crate::fleet::Redirect),
+}
+
 impl Ctx {
     /// Camera `id`, if the caller may act on it with `action` (403 before 404 for
     /// non-admins, through the one permission check).
@@ -114,16 +121,35 @@ impl Ctx {
         })
     }
 
-    /// [`Ctx::camera`], served by this node: else the 307 (or 503) to its node.
-    pub async fn camera_here(&self, id: &str, action: crate::auth::Action) -> Result<Camera> {
+    /// [`Ctx::camera`], if this node serves it; else the redirect to its node (503 when
+    /// that node is down).
+    pub async fn camera_here(
+        &self,
+        id: &str,
+        action: crate::auth::Action,
+    ) -> Result<Placed<Camera>> {
         let cam = self.camera(id, action).await?;
-        self.on_node(&cam.node, &format!("camera {id}")).await?;
-        Ok(cam)
+        self.on_node(cam, |c| &c.node, &format!("camera {id}"))
+            .await
     }
 
-    /// `Ok` when this box serves things of node `owner`; else the 307 (or 503) to send.
-    pub async fn on_node(&self, owner: &str, what: &str) -> Result<()> {
-        self.app.fleet.serve_here(owner, what, &self.target).await
+    /// `thing` (of node `node(thing)`) if this box serves it; else the redirect to that node
+    /// (503 when it is down).
+    pub async fn on_node<T>(
+        &self,
+        thing: T,
+        node: impl Fn(&T) -> &String,
+        what: &str,
+    ) -> Result<Placed<T>> {
+        let redirect = self
+            .app
+            .fleet
+            .serve_here(node(&thing), what, &self.target)
+            .await?;
+        Ok(match redirect {
+            None => Placed::Here(thing),
+            Some(r) => Placed::Elsewhere(r),
+        })
     }
 
     /// The authenticated caller (routes with [`Access::Token`] always have one).

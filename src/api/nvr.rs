@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::response::{self, Body};
-use super::Ctx;
+use super::{Ctx, Placed};
 use crate::auth::{authorize, recording_limit, visible_cameras, Action};
 use crate::error::{Error, Kind, Result};
 use crate::media::ingest::Source;
@@ -54,9 +54,12 @@ struct StartRequest {
     duration: Option<u64>,
 }
 
-async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<i64> {
+async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<Placed<i64>> {
     let user = c.user()?;
-    let cam = c.camera_here(id, Action::Record).await?;
+    let cam = match c.camera_here(id, Action::Record).await? {
+        Placed::Here(cam) => cam,
+        Placed::Elsewhere(r) => return Ok(Placed::Elsewhere(r)),
+    };
     if !cam.is_active {
         return Err(Error::conflict(format!(
             "camera {id} is disabled (is_active is false)"
@@ -69,7 +72,8 @@ async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<i64> {
     }
     let limit = recording_limit(user, c.app.config.max_recordings_per_user);
     let src = Source::of(&c.app.sealer, &cam)?;
-    c.app
+    let id = c
+        .app
         .recordings
         .start(
             src,
@@ -77,7 +81,8 @@ async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<i64> {
             duration.map(std::time::Duration::from_secs),
             limit,
         )
-        .await
+        .await?;
+    Ok(Placed::Here(id))
 }
 
 pub async fn start(c: Ctx) -> Result<Response<Body>> {
@@ -86,7 +91,10 @@ pub async fn start(c: Ctx) -> Result<Response<Body>> {
     } else {
         c.json()?
     };
-    let id = start_one(&c, c.param(0), req.duration).await?;
+    let id = match start_one(&c, c.param(0), req.duration).await? {
+        Placed::Here(id) => id,
+        Placed::Elsewhere(r) => return Ok(response::redirect(&r)),
+    };
     Ok(response::json(
         201,
         &json!({ "message": "Recording started", "recording_id": id }),
@@ -110,7 +118,8 @@ pub async fn batch(c: Ctx) -> Result<Response<Body>> {
     let mut results = Vec::new();
     for ip in &req.ips {
         results.push(match start_one(&c, ip.trim(), req.duration).await {
-            Ok(id) => json!({ "ip": ip, "status": "started", "recording_id": id }),
+            Ok(Placed::Here(id)) => json!({ "ip": ip, "status": "started", "recording_id": id }),
+            Ok(Placed::Elsewhere(r)) => response::batch_redirect(ip, &r),
             Err(e) => response::batch_error(ip, &e),
         });
     }
@@ -119,7 +128,9 @@ pub async fn batch(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn stop(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0);
-    c.camera_here(id, Action::Record).await?;
+    if let Placed::Elsewhere(r) = c.camera_here(id, Action::Record).await? {
+        return Ok(response::redirect(&r));
+    }
     c.app.recordings.stop(id, "stopped by a user")?;
     // wait (briefly) for the file and row to be final, so a list right after shows it
     for _ in 0..100 {
@@ -133,7 +144,9 @@ pub async fn stop(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn status(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0);
-    c.camera_here(id, Action::ViewRecordings).await?;
+    if let Placed::Elsewhere(r) = c.camera_here(id, Action::ViewRecordings).await? {
+        return Ok(response::redirect(&r));
+    }
     Ok(response::ok(&match c.app.recordings.status(id) {
         Some((rid, elapsed)) => {
             json!({ "is_recording": true, "elapsed_sec": (elapsed * 10.0).round() / 10.0, "recording_id": rid })
@@ -219,8 +232,9 @@ pub async fn list(c: Ctx) -> Result<Response<Body>> {
     Ok(response::ok(&json!({ "recordings": list })))
 }
 
-/// The recording named by the path, if the caller may act on its camera with `action`.
-async fn recording_for(c: &Ctx, action: Action) -> Result<Recording> {
+/// The recording named by the path, if the caller may act on its camera with `action`;
+/// where to go instead when its file is on another node.
+async fn recording_for(c: &Ctx, action: Action) -> Result<Placed<Recording>> {
     let raw = c.param(0);
     let nf = || {
         Error::not_found(format!(
@@ -245,8 +259,7 @@ async fn recording_for(c: &Ctx, action: Action) -> Result<Recording> {
                 .await
                 .map_err(hidden)?;
             // the file is on the disk of the node that wrote it
-            c.on_node(&r.node, &format!("recording {id}")).await?;
-            Ok(r)
+            c.on_node(r, |r| &r.node, &format!("recording {id}")).await
         }
         None => {
             authorize(c.app.store.as_ref(), user, action, Some(""))
@@ -286,7 +299,10 @@ fn range(h: Option<&str>, len: u64) -> std::result::Result<Option<(u64, u64)>, (
 }
 
 pub async fn download(c: Ctx) -> Result<Response<Body>> {
-    let r = recording_for(&c, Action::ViewRecordings).await?;
+    let r = match recording_for(&c, Action::ViewRecordings).await? {
+        Placed::Here(r) => r,
+        Placed::Elsewhere(r) => return Ok(response::redirect(&r)),
+    };
     let path = c.app.recordings.cfg.root.join(&r.path);
     let mut file = tokio::fs::File::open(&path)
         .await
@@ -362,7 +378,10 @@ pub async fn download(c: Ctx) -> Result<Response<Body>> {
 }
 
 pub async fn delete(c: Ctx) -> Result<Response<Body>> {
-    let r = recording_for(&c, Action::DeleteRecordings).await?;
+    let r = match recording_for(&c, Action::DeleteRecordings).await? {
+        Placed::Here(r) => r,
+        Placed::Elsewhere(r) => return Ok(response::redirect(&r)),
+    };
     c.app.recordings.delete(&r).await?;
     Ok(response::message(200, "Recording deleted"))
 }

@@ -7,6 +7,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::fleet::Redirect;
 
 /// Every response body: whole buffers now, streamed files later.
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -43,23 +44,30 @@ pub fn error(e: &Error) -> Response<Body> {
             r.headers_mut().insert(RETRY_AFTER, v);
         }
     }
-    if let Some(v) = e
-        .location
-        .as_deref()
-        .and_then(|l| HeaderValue::from_str(l).ok())
-    {
-        r.headers_mut().insert(LOCATION, v);
-    }
     r
 }
 
-/// One failed entry of a batch answer; `location` when another node serves it.
+/// One failed entry of a batch answer.
 pub fn batch_error(ip: &str, e: &Error) -> serde_json::Value {
-    let mut v = serde_json::json!({ "ip": ip, "status": "error", "error": e.message, "code": e.kind.code() });
-    if let Some(l) = &e.location {
-        v["location"] = serde_json::json!(l);
+    serde_json::json!({ "ip": ip, "status": "error", "error": e.message, "code": e.kind.code() })
+}
+
+/// `307` to the node that serves the request, with the same JSON shape as an error (clients
+/// of the old backend read `error`), and `location` in it too.
+pub fn redirect(r: &Redirect) -> Response<Body> {
+    let mut resp = json(
+        307,
+        &serde_json::json!({ "error": r.message, "code": "redirect", "location": r.location }),
+    );
+    if let Ok(v) = HeaderValue::from_str(&r.location) {
+        resp.headers_mut().insert(LOCATION, v);
     }
-    v
+    resp
+}
+
+/// One entry of a batch answer that another node serves: where to send it.
+pub fn batch_redirect(ip: &str, r: &Redirect) -> serde_json::Value {
+    serde_json::json!({ "ip": ip, "status": "error", "error": r.message, "code": "redirect", "location": r.location })
 }
 
 /// 405 with the methods the path does take.

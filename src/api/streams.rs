@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::response::{self, Body};
-use super::Ctx;
+use super::{Ctx, Placed};
 use crate::auth::{authorize, Action};
 use crate::error::{Error, Result};
 use crate::media::ingest::Source;
@@ -22,8 +22,11 @@ use crate::media::ingest::Source;
 const MAX_BATCH: usize = 256;
 
 /// Starts (or joins) the camera's session and returns its `hls_url` and state.
-async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
-    let cam = c.camera_here(id, Action::Watch).await?;
+async fn start_one(c: &Ctx, id: &str) -> Result<Placed<serde_json::Value>> {
+    let cam = match c.camera_here(id, Action::Watch).await? {
+        Placed::Here(cam) => cam,
+        Placed::Elsewhere(r) => return Ok(Placed::Elsewhere(r)),
+    };
     if !cam.is_active {
         return Err(Error::conflict(format!(
             "camera {id} is disabled (is_active is false)"
@@ -50,19 +53,26 @@ async fn start_one(c: &Ctx, id: &str) -> Result<serde_json::Value> {
         }
         None => path,
     };
-    Ok(json!({ "camera": cam.id, "hls_url": hls_url, "state": live.state() }))
+    Ok(Placed::Here(
+        json!({ "camera": cam.id, "hls_url": hls_url, "state": live.state() }),
+    ))
 }
 
 pub async fn start(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0).to_string();
-    let mut v = start_one(&c, &id).await?;
+    let mut v = match start_one(&c, &id).await? {
+        Placed::Here(v) => v,
+        Placed::Elsewhere(r) => return Ok(response::redirect(&r)),
+    };
     v["message"] = json!("Stream started");
     Ok(response::ok(&v))
 }
 
 pub async fn stop(c: Ctx) -> Result<Response<Body>> {
     let id = c.param(0);
-    c.camera_here(id, Action::Watch).await?;
+    if let Placed::Elsewhere(r) = c.camera_here(id, Action::Watch).await? {
+        return Ok(response::redirect(&r));
+    }
     if c.app.streams.stop(id)? {
         Ok(response::message(200, "Stream stopped"))
     } else {
@@ -89,7 +99,8 @@ pub async fn batch(c: Ctx) -> Result<Response<Body>> {
     for ip in &req.ips {
         let ip = ip.trim();
         results.push(match start_one(&c, ip).await {
-            Ok(v) => json!({ "ip": ip, "status": "started", "hls_url": v["hls_url"], "state": v["state"] }),
+            Ok(Placed::Here(v)) => json!({ "ip": ip, "status": "started", "hls_url": v["hls_url"], "state": v["state"] }),
+            Ok(Placed::Elsewhere(r)) => response::batch_redirect(ip, &r),
             Err(e) => response::batch_error(ip, &e),
         });
     }
@@ -123,7 +134,10 @@ pub async fn file(c: Ctx) -> Result<Response<Body>> {
             live
         }
         None => {
-            let cam = c.camera_here(id, Action::Watch).await?;
+            let cam = match c.camera_here(id, Action::Watch).await? {
+                Placed::Here(cam) => cam,
+                Placed::Elsewhere(r) => return Ok(response::redirect(&r)),
+            };
             if name != "index.m3u8" || !cam.is_active {
                 return Err(Error::not_found(format!(
                     "camera {id} is not streaming; start it with GET /api/cameras/stream/{id}"
