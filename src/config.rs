@@ -296,6 +296,15 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// The items of a comma-separated setting, trimmed, empty ones left out.
+fn items(v: &Option<String>) -> impl Iterator<Item = &str> {
+    v.as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+}
+
 /// Checks an IPv4 CIDR such as `192.168.1.0/24`.
 pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
     let (ip, len) = s.trim().split_once('/')?;
@@ -347,14 +356,10 @@ fn jwt_algorithm(a: &ServeArgs) -> Result<Algorithm, ConfigError> {
 
 /// `ALLOWED_HOSTS`: host names, lowercased, without a trailing dot; `*` kept as it is.
 fn allowed_hosts(a: &ServeArgs) -> Result<Vec<String>, ConfigError> {
-    let hosts: Vec<String> = nonempty(&a.allowed_hosts)
-        .map(|v| {
-            v.split(',')
-                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
-                .filter(|h| !h.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let hosts: Vec<String> = items(&a.allowed_hosts)
+        .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
     if let Some(bad) = hosts.iter().find(|h| {
         *h != "*"
             && !h
@@ -371,14 +376,10 @@ fn allowed_hosts(a: &ServeArgs) -> Result<Vec<String>, ConfigError> {
 
 /// `ALLOWED_ORIGINS`: `http(s)://` origins without a trailing slash, or `*`.
 fn allowed_origins(a: &ServeArgs) -> Result<Vec<String>, ConfigError> {
-    let origins = nonempty(&a.allowed_origins)
-        .map(|s| {
-            s.split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_string())
-                .filter(|o| !o.is_empty())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    let origins: Vec<String> = items(&a.allowed_origins)
+        .map(|o| o.trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
     for o in &origins {
         if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
             return Err(err(
@@ -392,11 +393,11 @@ fn allowed_origins(a: &ServeArgs) -> Result<Vec<String>, ConfigError> {
 
 /// `SCAN_PORTS`: TCP ports, comma-separated (default: the RTSP and ONVIF ports cameras use).
 fn scan_ports(a: &ServeArgs) -> Result<Vec<u16>, ConfigError> {
-    let Some(s) = nonempty(&a.scan_ports) else {
+    if nonempty(&a.scan_ports).is_none() {
         return Ok(vec![554, 80, 8000, 8554, 8899, 37777, 34567]);
-    };
+    }
     let mut ports = Vec::new();
-    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for p in items(&a.scan_ports) {
         match p.parse::<u16>() {
             Ok(n) if n > 0 => ports.push(n),
             _ => return Err(err("SCAN_PORTS", format!("'{p}' is not a TCP port"))),

@@ -243,42 +243,7 @@ impl Fleet {
                 .cached(name)
                 .is_some_and(|(_, age)| age <= self.stale.as_secs_f64())
     }
-}
 
-/// Keys in progress; each mark goes with its guard.
-#[derive(Default)]
-struct Marks(Mutex<HashSet<String>>);
-
-impl Marks {
-    /// Marks `key`; `None` when it already is.
-    fn mark(&self, key: String) -> Option<Mark<'_>> {
-        let fresh = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone());
-        // built only when fresh: a guard dropped here would unmark the other's key
-        fresh.then(|| Mark { marks: self, key })
-    }
-}
-
-/// A key in progress (see [`Marks::mark`]).
-struct Mark<'a> {
-    marks: &'a Marks,
-    key: String,
-}
-
-impl Drop for Mark<'_> {
-    fn drop(&mut self) {
-        self.marks
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
-    }
-}
-
-impl Fleet {
     /// Beats and reconciles once a second until the process ends.
     pub fn spawn(self: &Arc<Self>) {
         let fleet = self.clone();
@@ -462,28 +427,7 @@ impl Fleet {
             Err(e) => Err(e),
         }
     }
-}
 
-/// The note of a recording stopped because its camera moved to `node`.
-pub fn moved_note(node: &str) -> String {
-    format!("the camera moved to node {node}")
-}
-
-/// This box's instance id: `DATA_DIR/node_id`, made once.
-pub fn instance_id(data_dir: &std::path::Path) -> Result<String> {
-    let path = data_dir.join("node_id");
-    match std::fs::read_to_string(&path) {
-        Ok(s) if s.trim().len() >= 16 => Ok(s.trim().to_string()),
-        _ => {
-            let id = hex::encode(rand::random::<[u8; 16]>());
-            std::fs::write(&path, &id)
-                .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
-            Ok(id)
-        }
-    }
-}
-
-impl Fleet {
     /// Gives cameras and recordings made before nodes existed to this node (the first box to
     /// start after the upgrade); with the embedded store, every camera is this box's.
     pub async fn claim(&self) -> Result<()> {
@@ -504,6 +448,58 @@ impl Fleet {
             info!(rows = n, node = %self.me, "claimed cameras and recordings that had no node");
         }
         Ok(())
+    }
+}
+
+/// Keys in progress; each mark goes with its guard.
+#[derive(Default)]
+struct Marks(Mutex<HashSet<String>>);
+
+impl Marks {
+    /// Marks `key`; `None` when it already is.
+    fn mark(&self, key: String) -> Option<Mark<'_>> {
+        let fresh = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        // built only when fresh: a guard dropped here would unmark the other's key
+        fresh.then(|| Mark { marks: self, key })
+    }
+}
+
+/// A key in progress (see [`Marks::mark`]).
+struct Mark<'a> {
+    marks: &'a Marks,
+    key: String,
+}
+
+impl Drop for Mark<'_> {
+    fn drop(&mut self) {
+        self.marks
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// The note of a recording stopped because its camera moved to `node`.
+pub fn moved_note(node: &str) -> String {
+    format!("the camera moved to node {node}")
+}
+
+/// This box's instance id: `DATA_DIR/node_id`, made once.
+pub fn instance_id(data_dir: &std::path::Path) -> Result<String> {
+    let path = data_dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 16 => Ok(s.trim().to_string()),
+        _ => {
+            let id = hex::encode(rand::random::<[u8; 16]>());
+            std::fs::write(&path, &id)
+                .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
+            Ok(id)
+        }
     }
 }
 

@@ -108,6 +108,16 @@ pub enum Placed<T> {
     Elsewhere(crate::fleet::Redirect),
 }
 
+impl<T> Placed<T> {
+    /// `thing`, unless [`Ctx::on_node`] gave a redirect for it.
+    pub fn new(thing: T, redirect: Option<crate::fleet::Redirect>) -> Placed<T> {
+        match redirect {
+            None => Placed::Here(thing),
+            Some(r) => Placed::Elsewhere(r),
+        }
+    }
+}
+
 impl Ctx {
     /// Camera `id`, if the caller may act on it with `action` (403 before 404 for
     /// non-admins, through the one permission check).
@@ -129,27 +139,14 @@ impl Ctx {
         action: crate::auth::Action,
     ) -> Result<Placed<Camera>> {
         let cam = self.camera(id, action).await?;
-        self.on_node(cam, |c| &c.node, &format!("camera {id}"))
-            .await
+        let redirect = self.on_node(&cam.node, &format!("camera {id}")).await?;
+        Ok(Placed::new(cam, redirect))
     }
 
-    /// `thing` (of node `node(thing)`) if this box serves it; else the redirect to that node
+    /// `None` when this box serves things of node `owner`; else the redirect to that node
     /// (503 when it is down).
-    pub async fn on_node<T>(
-        &self,
-        thing: T,
-        node: impl Fn(&T) -> &String,
-        what: &str,
-    ) -> Result<Placed<T>> {
-        let redirect = self
-            .app
-            .fleet
-            .serve_here(node(&thing), what, &self.target)
-            .await?;
-        Ok(match redirect {
-            None => Placed::Here(thing),
-            Some(r) => Placed::Elsewhere(r),
-        })
+    pub async fn on_node(&self, owner: &str, what: &str) -> Result<Option<crate::fleet::Redirect>> {
+        self.app.fleet.serve_here(owner, what, &self.target).await
     }
 
     /// The authenticated caller (routes with [`Access::Token`] always have one).

@@ -259,7 +259,8 @@ async fn recording_for(c: &Ctx, action: Action) -> Result<Placed<Recording>> {
                 .await
                 .map_err(hidden)?;
             // the file is on the disk of the node that wrote it
-            c.on_node(r, |r| &r.node, &format!("recording {id}")).await
+            let redirect = c.on_node(&r.node, &format!("recording {id}")).await?;
+            Ok(Placed::new(r, redirect))
         }
         None => {
             authorize(c.app.store.as_ref(), user, action, Some(""))

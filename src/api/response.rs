@@ -47,18 +47,21 @@ pub fn error(e: &Error) -> Response<Body> {
     r
 }
 
-/// One failed entry of a batch answer.
+/// One failed entry of a batch answer: the error's body, with the camera and `"status":
+/// "error"`.
 pub fn batch_error(ip: &str, e: &Error) -> serde_json::Value {
-    serde_json::json!({ "ip": ip, "status": "error", "error": e.message, "code": e.kind.code() })
+    batch_entry(ip, e.body())
 }
 
-/// `307` to the node that serves the request, with the same JSON shape as an error (clients
-/// of the old backend read `error`), and `location` in it too.
+/// What a redirect says: the same shape as an error (clients of the old backend read
+/// `error`), with `location` in it too.
+fn redirect_body(r: &Redirect) -> serde_json::Value {
+    serde_json::json!({ "error": r.message, "code": "redirect", "location": r.location })
+}
+
+/// `307` to the node that serves the request.
 pub fn redirect(r: &Redirect) -> Response<Body> {
-    let mut resp = json(
-        307,
-        &serde_json::json!({ "error": r.message, "code": "redirect", "location": r.location }),
-    );
+    let mut resp = json(307, &redirect_body(r));
     if let Ok(v) = HeaderValue::from_str(&r.location) {
         resp.headers_mut().insert(LOCATION, v);
     }
@@ -67,7 +70,13 @@ pub fn redirect(r: &Redirect) -> Response<Body> {
 
 /// One entry of a batch answer that another node serves: where to send it.
 pub fn batch_redirect(ip: &str, r: &Redirect) -> serde_json::Value {
-    serde_json::json!({ "ip": ip, "status": "error", "error": r.message, "code": "redirect", "location": r.location })
+    batch_entry(ip, redirect_body(r))
+}
+
+fn batch_entry(ip: &str, mut body: serde_json::Value) -> serde_json::Value {
+    body["ip"] = ip.into();
+    body["status"] = "error".into();
+    body
 }
 
 /// 405 with the methods the path does take.

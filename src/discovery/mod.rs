@@ -161,9 +161,9 @@ pub struct Device {
     pub status: Status,
 }
 
-/// What a scan could tell about a device (`"ok"`, `"needs_credentials"`, … in JSON).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+/// What a scan could tell about a device (`"ok"`, `"needs_credentials"`, … in JSON and logs:
+/// [`Status::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Streams found (listed as its channels).
     Ok,
@@ -195,6 +195,12 @@ impl Status {
         } else {
             Status::NeedsCredentials
         }
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -122,8 +122,8 @@ pub struct Hls {
 }
 
 /// Where a player joining now should start, in seconds from the window's first segment, while
-/// the window holds a segment that does not begin with a key frame (the one after a short first
-/// segment): the newest key frame at least `hold_back` behind the live edge, or the oldest one.
+/// the window holds a segment that does not begin with a key frame (the first GOP's one-part
+/// segments): the newest key frame at least `hold_back` behind the live edge, or the oldest one.
 /// `None` when every segment begins with a key frame: players find that start themselves.
 /// A positive offset (from the start) reads the same to every player; a negative one is
 /// counted from the last whole segment by the RFC but from the last part by hls.js.
@@ -274,8 +274,8 @@ impl Hls {
         }
         // a part is published as soon as its last frame is here: the waiting frames go in
         // with an estimated duration, corrected by the next frame. In a fresh window's first
-        // GOP each part is a segment (the first half the hint long), whole when the next part
-        // is published; `start_offset` points players joining meanwhile at a key frame.
+        // GOP each part is a segment of its own (the first half the hint long), whole at once;
+        // `start_offset` points players joining meanwhile at a key frame.
         let fresh = w.segments.is_empty();
         let hint = if fresh {
             self.cfg.part_hint / 2.0
@@ -458,7 +458,7 @@ impl Hls {
                 // in LL-HLS a playlist that ends exactly at a segment boundary, with no part of
                 // the next segment yet, makes hls.js re-load the last part in a loop, so the
                 // segment being built must have a part too, unless no part is listed at all
-                // (a fresh window's first GOP: its first segment is whole ~0.15 s after the
+                // (a fresh window's first GOP: its first segment is whole ~0.16 s after the
                 // key frame, see `frame`)
                 w.segments.iter().any(|s| s.complete)
                     && (!ll
@@ -503,15 +503,13 @@ impl Hls {
         let _ = writeln!(s, "#EXT-X-VERSION:{}", if ll { 9 } else { 7 });
         let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target}");
         if ll {
+            let hold_back = 3.0 * part_target;
             let _ = writeln!(
                 s,
-                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}",
-                3.0 * part_target
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={hold_back:.3}"
             );
             let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={part_target:.3}");
-        }
-        if ll {
-            if let Some(offset) = start_offset(w, 3.0 * part_target) {
+            if let Some(offset) = start_offset(w, hold_back) {
                 let _ = writeln!(s, "#EXT-X-START:TIME-OFFSET={offset:.3},PRECISE=YES");
             }
         }

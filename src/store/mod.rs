@@ -487,8 +487,8 @@ pub struct DbConfig {
 /// `vigia store migrate`: copies an appliance's redb data into PostgreSQL, idempotently.
 /// The Postgres database must be new or already use the same `SECRET_KEY` (the sealed camera
 /// credentials and the tokens depend on it), so the key's fingerprint is checked first: a key
-/// that does not fit is a setting to change ([`crate::error::StartError::Config`]), as is a `DATA_DIR`
-/// without an embedded store.
+/// that does not fit is a setting to change ([`crate::error::StartError::Config`]), as is a
+/// `DATA_DIR` without an embedded store.
 #[cfg(feature = "postgres")]
 pub async fn migrate_redb_to_postgres(
     data_dir: &std::path::Path,
