@@ -104,6 +104,9 @@ struct Window {
     /// In the first GOP of a fresh window (seconds of it so far): each part is a segment of its
     /// own, until the next key frame starts a normal one.
     first_gop: Option<f64>,
+    /// The first GOP ended at a key frame; its state is kept (no part listed) until the next
+    /// segment has its first part, so no playlist lists the first GOP's parts without it.
+    first_gop_ended: bool,
     version: u64,
     /// When the newest video frame arrived, and how long parts took to be published after
     /// their last frame arrived (µs, the most recent [`LATENCY_SAMPLES`]).
@@ -182,6 +185,7 @@ impl Hls {
                 next_start: None,
                 waiting_key: true,
                 first_gop: None,
+                first_gop_ended: false,
                 version: 0,
                 last_video_arrival: None,
                 publish_us: VecDeque::new(),
@@ -253,7 +257,7 @@ impl Hls {
             {
                 // the frames before the key frame end the first GOP's one-part segments
                 self.close_segment(w);
-                w.first_gop = None;
+                w.first_gop_ended = w.first_gop.is_some();
             }
         }
         if w.next_start.is_none() {
@@ -293,7 +297,9 @@ impl Hls {
                 w.first_gop = Some(0.0);
             }
             self.flush_part(w);
-            if let Some(secs) = w.first_gop {
+            if std::mem::take(&mut w.first_gop_ended) {
+                w.first_gop = None;
+            } else if let Some(secs) = w.first_gop {
                 let secs = secs + w.segments.back().map_or(0.0, Segment::duration);
                 self.seal_segment(w);
                 // a camera that sends no second key frame gets normal segments again
@@ -417,6 +423,7 @@ impl Hls {
         w.pending_discontinuity = false;
         w.waiting_key = true;
         w.first_gop = None;
+        w.first_gop_ended = false;
         w.next_start = None;
         w.version += 1;
     }
