@@ -81,14 +81,16 @@ async fn chromium_with_hls_js_plays_the_live_view() {
             !p["errors"].to_string().contains("bufferAppend"),
             "a joining player started where no decoder can: {r}"
         );
+        // where the first GOP ends every early player waited 0.5-1.5 s once (advanced
+        // 6.6-7.4 s) while the next segment's parts were not taken up; now 8.3 s of ~8.4
         assert!(
-            p["advanced"].as_f64().unwrap() > 6.0,
-            "a joining player advanced too little: {r}"
+            p["advanced"].as_f64().unwrap() > 7.5,
+            "a player advanced too little (a stall): {r}"
         );
     }
-    // 8 s of wall time: a stall loop at a segment boundary shows up as less than 6 s played
+    // ~8.4 s of wall time: a stall loop at a segment boundary shows up as less played
     assert!(
-        r["advanced"].as_f64().unwrap() > 6.0,
+        r["advanced"].as_f64().unwrap() > 7.5,
         "currentTime advanced too little: {r}"
     );
     assert_eq!(

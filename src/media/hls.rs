@@ -10,11 +10,15 @@
 //!   calls a playlist of parts only empty: `levelEmptyError`), and hls.js loads a part only at
 //!   a key frame or right after a part it loaded, so the parts of a segment that begins between
 //!   key frames would wait for the segment to end; whole segments are loaded one after the
-//!   other. Until the second key frame no part (and no hint) is listed: a playlist ending with
-//!   a whole segment's last part made hls.js load that part again in a loop (its audio ends a
-//!   little before its video). From then on every recent segment lists its parts again, the
-//!   first GOP's too: hls.js turns part loading on only once the part list reaches behind the
-//!   segment being built. While segments that begin between key frames are in the window the
+//!   other. No part (and no hint) is listed meanwhile: a playlist ending with a whole segment's
+//!   last part made hls.js load that part again in a loop (its audio ends a little before its
+//!   video). The next GOP's first part is a whole segment of its own too, and from its
+//!   publication on every recent segment lists its parts, the first GOP's too: hls.js turns part
+//!   loading on when the part list reaches behind the segment it is about to load, and that
+//!   segment begins with a key frame, so it is loaded as a part and the parts after it follow
+//!   (had it been the first part of a segment still being built, hls.js would have waited for
+//!   that segment to end: a stall of up to a GOP). The rest of that GOP is one segment, ended
+//!   at the next key frame. While segments that begin between key frames are in the window the
 //!   playlist says where a player joining now must start (`EXT-X-START`, §4.4.2.2): at the
 //!   newest key frame at least `PART-HOLD-BACK` behind the live edge, where it would start
 //!   anyway had every segment begun with a key frame (else hls.js appended frames a decoder
@@ -105,8 +109,10 @@ struct Window {
     /// own, until the next key frame starts a normal one.
     first_gop: Option<f64>,
     /// The first GOP ended at a key frame; its state is kept (no part listed) until the next
-    /// segment has its first part, so no playlist lists the first GOP's parts without it.
+    /// GOP's first part, a whole segment of its own, is published.
     first_gop_ended: bool,
+    /// The segment being built began between key frames: it ends at the next key frame.
+    mid_gop: bool,
     version: u64,
     /// When the newest video frame arrived, and how long parts took to be published after
     /// their last frame arrived (µs, the most recent [`LATENCY_SAMPLES`]).
@@ -186,6 +192,7 @@ impl Hls {
                 waiting_key: true,
                 first_gop: None,
                 first_gop_ended: false,
+                mid_gop: false,
                 version: 0,
                 last_video_arrival: None,
                 publish_us: VecDeque::new(),
@@ -252,12 +259,16 @@ impl Hls {
                 .filter(|s| !s.complete)
                 .map_or(0.0, Segment::duration);
             let done = w.muxer.as_ref().map_or(0.0, Muxer::video_done);
-            if (key && (w.first_gop.is_some() || current + done >= self.cfg.segment_target))
+            if (key
+                && (w.first_gop.is_some()
+                    || w.mid_gop
+                    || current + done >= self.cfg.segment_target))
                 || current + done >= MAX_SEGMENT_SECS
             {
                 // the frames before the key frame end the first GOP's one-part segments
                 self.close_segment(w);
                 w.first_gop_ended = w.first_gop.is_some();
+                w.mid_gop = false;
             }
         }
         if w.next_start.is_none() {
@@ -278,8 +289,9 @@ impl Hls {
         }
         // a part is published as soon as its last frame is here: the waiting frames go in
         // with an estimated duration, corrected by the next frame. In a fresh window's first
-        // GOP each part is a segment of its own (the first half the hint long), whole at once;
-        // `start_offset` points players joining meanwhile at a key frame.
+        // GOP each part is a segment of its own (the first half the hint long), whole at once,
+        // and so is the next GOP's first part; `start_offset` points players joining meanwhile
+        // at a key frame.
         let fresh = w.segments.is_empty();
         let hint = if fresh {
             self.cfg.part_hint / 2.0
@@ -298,7 +310,9 @@ impl Hls {
             }
             self.flush_part(w);
             if std::mem::take(&mut w.first_gop_ended) {
+                self.seal_segment(w);
                 w.first_gop = None;
+                w.mid_gop = true;
             } else if let Some(secs) = w.first_gop {
                 let secs = secs + w.segments.back().map_or(0.0, Segment::duration);
                 self.seal_segment(w);
@@ -424,6 +438,7 @@ impl Hls {
         w.waiting_key = true;
         w.first_gop = None;
         w.first_gop_ended = false;
+        w.mid_gop = false;
         w.next_start = None;
         w.version += 1;
     }
@@ -757,19 +772,26 @@ mod tests {
         // the hint (0.3 s) plus one frame: no part of 0.32 s, jitter or not, can exceed it
         assert!(pl.contains("#EXT-X-PART-INF:PART-TARGET=0.340"), "{pl}");
         assert!(pl.contains("#EXT-X-MAP:URI=\"init-1.mp4?t=abc\""));
-        // the first GOP in one-part segments (0.16, 0.32, 0.32, 0.2 s), then 2 s each
-        assert!(pl.contains("#EXTINF:2.000,\nseg4.m4s?t=abc"), "{pl}");
+        // the first GOP in one-part segments (0.16, 0.32, 0.32, 0.2 s), the second GOP's first
+        // part a segment of its own and the rest of that GOP another, then 2 s each
+        assert!(
+            pl.contains("#EXTINF:0.200,\nseg3.m4s?t=abc")
+                && pl.contains("#EXTINF:0.320,\nseg4.m4s?t=abc")
+                && pl.contains("#EXTINF:0.680,\nseg5.m4s?t=abc")
+                && pl.contains("#EXTINF:2.000,\nseg6.m4s?t=abc"),
+            "{pl}"
+        );
         assert!(pl.contains(",INDEPENDENT=YES"));
         assert!(
-            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part8.3.m4s?t=abc\""),
+            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part9.6.m4s?t=abc\""),
             "{pl}"
         );
         assert!(!pl.contains("DISCONTINUITY"));
         // a segment is the concatenation of its parts
-        let seg = h.file("seg4.m4s").await.unwrap();
+        let seg = h.file("seg6.m4s").await.unwrap();
         let mut parts = Vec::new();
         for i in 0..7 {
-            match h.file(&format!("part4.{i}.m4s")).await {
+            match h.file(&format!("part6.{i}.m4s")).await {
                 Ok(p) => parts.extend(p.chunks),
                 Err(_) => break,
             }
@@ -839,22 +861,25 @@ mod tests {
             pl.contains("#EXT-X-START:TIME-OFFSET=0.000,PRECISE=YES\n"),
             "{pl}"
         );
-        // 3.4 s in: one-part segments up to the second key frame (2 s), then a normal segment
-        // with its parts; a player joining now starts at the newest key frame at least
-        // PART-HOLD-BACK (1.02 s) behind the edge: the second one
+        // 3.4 s in: one-part segments up to the second key frame (2 s); the second GOP's first
+        // part is a whole segment too, and the rest of that GOP the segment being built; a
+        // player joining now starts at the newest key frame at least PART-HOLD-BACK (1.02 s)
+        // behind the edge: the second one
         feed(&h, 13, 75, 50, 0);
         let pl = h.playlist(None, None, "").await.unwrap();
         assert!(pl.contains("#EXTINF:0.240,\nseg6.m4s\n"), "{pl}");
         assert!(
-            pl.contains("seg6.m4s\n#EXT-X-PROGRAM-DATE-TIME:")
-                && pl.contains("#EXT-X-PART:DURATION=0.320,URI=\"part7.0.m4s\",INDEPENDENT=YES\n"),
+            pl.contains(
+                "#EXT-X-PART:DURATION=0.320,URI=\"part7.0.m4s\",INDEPENDENT=YES\n\
+                 #EXTINF:0.320,\nseg7.m4s\n"
+            ),
             "{pl}"
         );
-        // from the second key frame on every recent segment lists its parts, the first GOP's
-        // too: hls.js loads parts only once the part list reaches behind the segment it loads
-        assert_eq!(pl.matches("#EXT-X-PART:").count(), 7 + 4, "{pl}");
+        // from then on every recent segment lists its parts, the first GOP's too: hls.js
+        // loads parts only once the part list reaches behind the segment it loads
+        assert_eq!(pl.matches("#EXT-X-PART:").count(), 7 + 1 + 3, "{pl}");
         assert!(
-            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part7.4.m4s\""),
+            pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part8.3.m4s\""),
             "{pl}"
         );
         assert!(
@@ -875,14 +900,18 @@ mod tests {
         }
         let pl = h.playlist(None, None, "").await.unwrap();
         assert_eq!(target(&pl), first);
-        assert!(pl.contains("#EXTINF:2.000,\nseg7.m4s\n"), "{pl}");
+        // the rest of the second GOP ends at the third key frame
+        assert!(
+            pl.contains("#EXTINF:1.680,\nseg8.m4s\n") && pl.contains("#EXTINF:2.000,\nseg9.m4s\n"),
+            "{pl}"
+        );
         assert!(pl.contains("#EXT-X-START:"), "{pl}");
         // once the segments that begin between key frames have left the window, players
         // choose their start themselves
         feed(&h, 252, 250, 25, 212 * 3600 + 40 * 9000 - 252 * 3600);
         let pl = h.playlist(None, None, "").await.unwrap();
         assert!(
-            !pl.contains("seg6.m4s") && !pl.contains("#EXT-X-START"),
+            !pl.contains("seg8.m4s") && !pl.contains("#EXT-X-START"),
             "{pl}"
         );
         // plain HLS keeps whole GOP-long segments from the start
