@@ -301,8 +301,9 @@ fn init_logging() {
 }
 
 /// glibc's malloc, tuned: a fixed mmap threshold hands large freed blocks straight back to the
-/// kernel (argon2's 19 MiB are mapped by `auth::password` itself now, but other large blocks
-/// behave the same), and two arenas are plenty for a service whose threads mostly wait.
+/// kernel (argon2's 19 MiB are mapped by `auth::password` itself now; every live-view segment
+/// is one buffer at least this large, so a segment leaving the window is unmapped at once), and
+/// two arenas are plenty for a service whose threads mostly wait.
 /// mimalloc was measured (~20-30 % less CPU with players) and not kept: with tokio's blocking
 /// pool at ~76 threads in the 3-minute soak, its per-thread heaps kept RSS rising (+8 MiB in
 /// the last 1.5 minutes) where glibc stays flat. An operator's `GLIBC_TUNABLES` wins: with it
@@ -314,7 +315,7 @@ fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called once, before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, vigia::media::segbuf::MIN as i32);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

@@ -44,9 +44,10 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
-use super::fmp4::{self, Fragment, TrackKind};
+use super::fmp4::{self, TrackKind};
 use super::frame::{Event, Frame, Tracks};
 use super::mux::{Muxed, Muxer};
+use super::segbuf::{SegmentBuffer, POOL};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy)]
@@ -70,12 +71,13 @@ impl Default for HlsConfig {
 
 #[derive(Debug, Clone)]
 pub struct Part {
-    pub fragment: Fragment,
+    /// The part's `moof`+`mdat`, in its segment's buffer.
+    pub data: Bytes,
     pub duration: f64,
     pub independent: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Segment {
     msn: u64,
     parts: Vec<Part>,
@@ -83,11 +85,17 @@ struct Segment {
     generation: u64,
     start: DateTime<Utc>,
     complete: bool,
+    /// The buffer its parts are slices of, once it is whole (see [`super::segbuf`]).
+    buffer: SegmentBuffer,
 }
 
 impl Segment {
     fn duration(&self) -> f64 {
         self.parts.iter().map(|p| p.duration).sum()
+    }
+
+    fn bytes(&self) -> usize {
+        self.parts.iter().map(|p| p.data.len()).sum()
     }
 }
 
@@ -103,6 +111,8 @@ struct Window {
     part_target: Option<f64>,
     /// Wall-clock time of the first frame of the segment being built.
     next_start: Option<DateTime<Utc>>,
+    /// The buffer the segment being built is written into: its parts are slices of it.
+    buf: SegmentBuffer,
     /// Frames are dropped until a video key frame (after a start or a jump).
     waiting_key: bool,
     /// In the first GOP of a fresh window (seconds of it so far): each part is a segment of its
@@ -189,6 +199,7 @@ impl Hls {
                 pending_discontinuity: false,
                 part_target: None,
                 next_start: None,
+                buf: SegmentBuffer::default(),
                 waiting_key: true,
                 first_gop: None,
                 first_gop_ended: false,
@@ -339,6 +350,11 @@ impl Hls {
         let generation = m.tracks.generation;
         let open = w.segments.back().is_some_and(|s| !s.complete);
         if !open {
+            // room for twice the largest segment in the window (pages never written to are
+            // not resident)
+            let largest = w.segments.iter().map(Segment::bytes).max().unwrap_or(0);
+            let old = std::mem::replace(&mut w.buf, POOL.take(2 * largest));
+            POOL.recycle(old);
             let msn = w.next_msn;
             w.next_msn += 1;
             let discontinuity = std::mem::take(&mut w.pending_discontinuity);
@@ -350,11 +366,13 @@ impl Hls {
                 generation,
                 start,
                 complete: false,
+                buffer: SegmentBuffer::default(),
             });
         }
+        let data = w.buf.push(&POOL, &fragment.chunks, fragment.len);
         if let Some(seg) = w.segments.back_mut() {
             seg.parts.push(Part {
-                fragment,
+                data,
                 duration,
                 independent,
             });
@@ -393,6 +411,8 @@ impl Hls {
         }
         seg.complete = true;
         w.next_start = None;
+        // the buffer goes with the segment, and back to the pool when it leaves the window
+        seg.buffer = std::mem::take(&mut w.buf);
         // keep at least three target durations, not counting the newest segment
         let target = self.target_duration(w) as f64;
         while w.segments.len() > 4 {
@@ -410,6 +430,7 @@ impl Hls {
                 if old.discontinuity {
                     w.discontinuity_seq += 1;
                 }
+                POOL.recycle(old.buffer);
             }
         }
         let oldest_gen = w.segments.front().map_or(u64::MAX, |s| s.generation);
@@ -433,7 +454,10 @@ impl Hls {
         let mut w = self.lock();
         w.muxer = None;
         w.inits.clear();
-        w.segments.clear();
+        for seg in w.segments.drain(..) {
+            POOL.recycle(seg.buffer);
+        }
+        POOL.recycle(std::mem::take(&mut w.buf));
         w.pending_discontinuity = false;
         w.waiting_key = true;
         w.first_gop = None;
@@ -647,11 +671,7 @@ impl Hls {
                 .iter()
                 .find(|s| s.msn == msn && s.complete)
                 .ok_or_else(nf)?;
-            let chunks = seg
-                .parts
-                .iter()
-                .flat_map(|p| p.fragment.chunks.iter().cloned())
-                .collect();
+            let chunks = seg.parts.iter().map(|p| p.data.clone()).collect();
             return Ok(HlsFile {
                 content_type: SEGMENT_TYPE,
                 chunks,
@@ -671,7 +691,7 @@ impl Hls {
                     .iter()
                     .find(|s| s.msn == msn)
                     .and_then(|s| s.parts.get(idx as usize))
-                    .map(|p| p.fragment.chunks.clone())
+                    .map(|p| vec![p.data.clone()])
             };
             if let Some(chunks) = find(&self.lock()) {
                 return Ok(HlsFile {
@@ -714,7 +734,7 @@ impl Hls {
         w.segments
             .iter()
             .flat_map(|s| s.parts.iter())
-            .map(|p| p.fragment.len)
+            .map(|p| p.data.len())
             .sum::<usize>()
             + w.inits.iter().map(|(_, b)| b.len()).sum::<usize>()
     }

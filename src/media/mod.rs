@@ -9,4 +9,5 @@ pub mod ingest;
 pub mod mux;
 pub mod recorder;
 pub mod recordings;
+pub mod segbuf;
 pub mod streams;
