@@ -6,7 +6,8 @@
 # Reports CPU (user+sys, in cores) and memory (RSS for vigia, PSS summed for the others),
 # part publish latency (from vigia's /stats) and time to the first playable playlist.
 # Usage: ./scripts/bench-live.sh [seconds-per-measurement]  (default 60; COUNTS="1 16" to pick;
-# PROFILE=profiling for release code without fat LTO, minutes faster to build)
+# PROFILE=profiling for release code without fat LTO, minutes faster to build; PERF=<dir> also
+# records vigia with `perf record -g` during each measurement into <dir>/vigia-<N>.data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
@@ -80,7 +81,13 @@ PY
   ./target/$PROFILE/examples/hls_poller "$WORK/urls-$N" $((SECS + WARM + 2)) >"$WORK/poller-$N.out" &
   POLLER=$!; PIDS+=($POLLER)
   sleep $WARM
-  a=$(ticks $VIGIA); sleep "$SECS"; b=$(ticks $VIGIA)
+  a=$(ticks $VIGIA)
+  if [ -n "${PERF:-}" ]; then
+    mkdir -p "$PERF"; perf record -q -g -p $VIGIA -o "$PERF/vigia-$N.data" -- sleep "$SECS" 2>/dev/null
+  else
+    sleep "$SECS"
+  fi
+  b=$(ticks $VIGIA)
   V_CPU=$(cores $a $b); V_RSS=$(rss_mib $VIGIA)
   STATS=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE/stats")
   WIN=$(jq -r '.streams.hls_window_bytes / 1048576 | . * 10 | floor / 10' <<<"$STATS")
@@ -114,5 +121,5 @@ PY
 
   RATIO=$(awk -v v="$V_CPU" -v r="$R_CPU" 'BEGIN{ if (r > 0) printf "%.2f", v/r; else print "-" }')
   printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' "$N" "$V_CPU, $V_RSS MiB (window $WIN MiB)" "$F_CPU, $F_PSS MiB" "$R_CPU, $R_PSS MiB" "$RATIO" "$P50 / $P99 ms" "$FIRST"
-  echo "    ($LIVE/$N live; poller: $POLL; floor: $(cat "$WORK/floor-$N.out"))" >&2
+  echo "    ($LIVE/$N live; poller: $POLL; floor: $(cat "$WORK/floor-$N.out"); segment buffers: $(jq -c .streams.segment_buffers <<<"$STATS"))" >&2
 done

@@ -85,6 +85,10 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
             "active": c.app.streams.active(),
             "max": c.app.config.max_streams,
             "hls_window_bytes": c.app.streams.window_bytes(),
+            "segment_buffers": {
+                "reused": crate::media::segbuf::POOL.counts().0,
+                "allocated": crate::media::segbuf::POOL.counts().1,
+            },
             "part_publish_ms": c.app.streams.publish_latency_ms().map(|(p50, p99, n)| json!({"p50": p50, "p99": p99, "samples": n})),
         },
         "recordings": {

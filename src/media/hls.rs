@@ -47,7 +47,7 @@ use tokio::sync::watch;
 use super::fmp4::{self, TrackKind};
 use super::frame::{Event, Frame, Tracks};
 use super::mux::{Muxed, Muxer};
-use super::segbuf::{SegmentBuffer, POOL};
+use super::segbuf::{Pool, SegmentBuffer, POOL};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +136,8 @@ const LATENCY_SAMPLES: usize = 512;
 /// One camera's live window.
 pub struct Hls {
     cfg: HlsConfig,
+    /// Where segment buffers come from and go back to.
+    pool: &'static Pool,
     w: Mutex<Window>,
     changed: watch::Sender<u64>,
 }
@@ -187,9 +189,14 @@ const FIRST_WAIT: Duration = Duration::from_secs(20);
 
 impl Hls {
     pub fn new(cfg: HlsConfig) -> Hls {
+        Hls::with_pool(cfg, &POOL)
+    }
+
+    fn with_pool(cfg: HlsConfig, pool: &'static Pool) -> Hls {
         let (changed, _) = watch::channel(0);
         Hls {
             cfg,
+            pool,
             w: Mutex::new(Window {
                 muxer: None,
                 inits: Vec::new(),
@@ -350,11 +357,11 @@ impl Hls {
         let generation = m.tracks.generation;
         let open = w.segments.back().is_some_and(|s| !s.complete);
         if !open {
-            // room for twice the largest segment in the window (pages never written to are
-            // not resident)
+            // room for the largest segment in the window and a quarter more (the pool rounds it
+            // up to a power of two; pages never written to are not resident)
             let largest = w.segments.iter().map(Segment::bytes).max().unwrap_or(0);
-            let old = std::mem::replace(&mut w.buf, POOL.take(2 * largest));
-            POOL.recycle(old);
+            let old = std::mem::replace(&mut w.buf, self.pool.take(largest + largest / 4));
+            self.pool.recycle(old);
             let msn = w.next_msn;
             w.next_msn += 1;
             let discontinuity = std::mem::take(&mut w.pending_discontinuity);
@@ -369,7 +376,7 @@ impl Hls {
                 buffer: SegmentBuffer::default(),
             });
         }
-        let data = w.buf.push(&POOL, &fragment.chunks, fragment.len);
+        let data = w.buf.push(self.pool, &fragment.chunks, fragment.len);
         if let Some(seg) = w.segments.back_mut() {
             seg.parts.push(Part {
                 data,
@@ -430,7 +437,7 @@ impl Hls {
                 if old.discontinuity {
                     w.discontinuity_seq += 1;
                 }
-                POOL.recycle(old.buffer);
+                self.pool.recycle(old.buffer);
             }
         }
         let oldest_gen = w.segments.front().map_or(u64::MAX, |s| s.generation);
@@ -455,9 +462,9 @@ impl Hls {
         w.muxer = None;
         w.inits.clear();
         for seg in w.segments.drain(..) {
-            POOL.recycle(seg.buffer);
+            self.pool.recycle(seg.buffer);
         }
-        POOL.recycle(std::mem::take(&mut w.buf));
+        self.pool.recycle(std::mem::take(&mut w.buf));
         w.pending_discontinuity = false;
         w.waiting_key = true;
         w.first_gop = None;
@@ -958,6 +965,45 @@ mod tests {
             h.file("seg0.m4s").await.is_err(),
             "old segments leave the window"
         );
+    }
+
+    #[tokio::test]
+    async fn segment_buffers_go_round_once_segments_leave_the_window() {
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(16 << 20)));
+        let h = Hls::with_pool(HlsConfig::default(), pool);
+        h.push(Event::Start(tracks(1)));
+        // 2 Mbit/s-like frames (10 kB), 2 s GOP: 10 s, then 60 s more
+        let feed_big = |from: i64, n: i64| {
+            for i in from..from + n {
+                h.push(Event::Frame(Frame {
+                    kind: TrackKind::Video,
+                    pts: i * 3600,
+                    keyframe: i % 50 == 0,
+                    data: Bytes::from(vec![i as u8; 10_000]),
+                    arrived: Instant::now(),
+                    wall: Utc::now(),
+                }));
+            }
+        };
+        feed_big(0, 250);
+        let (_, warm) = pool.counts();
+        feed_big(250, 1500);
+        let (reused, allocated) = pool.counts();
+        // 30 segments left the window meanwhile: their buffers served the next ones
+        assert!(reused >= 25, "reused {reused}, allocated {allocated}");
+        assert!(
+            allocated - warm <= 2,
+            "reused {reused}, allocated {allocated} ({warm} warm)"
+        );
+        // and the window still reads back what went in
+        let pl = h.playlist(None, None, "").await.unwrap();
+        let last = pl
+            .lines()
+            .rfind(|l| l.starts_with("seg"))
+            .unwrap()
+            .to_string();
+        let seg = h.file(&last).await.unwrap();
+        assert!(seg.chunks.iter().map(Bytes::len).sum::<usize>() > 400_000);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 //! threshold as `main` sets it, so a buffer that is not kept is unmapped at once; the pool keeps
 //! up to [`POOL_BYTES`] of them so the steady state neither maps nor faults in fresh pages.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
@@ -27,6 +28,9 @@ pub static POOL: Pool = Pool::new(POOL_BYTES);
 pub struct Pool {
     bufs: Mutex<Vec<SegmentBuffer>>,
     limit: usize,
+    /// Buffers handed out from the pool, and newly allocated.
+    reused: AtomicU64,
+    allocated: AtomicU64,
 }
 
 /// One segment's buffer: what is written is handed out as [`Bytes`] slices sharing it.
@@ -42,17 +46,28 @@ impl Pool {
         Pool {
             bufs: Mutex::new(Vec::new()),
             limit,
+            reused: AtomicU64::new(0),
+            allocated: AtomicU64::new(0),
         }
+    }
+
+    /// How many buffers were handed out again, and how many were allocated.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.reused.load(Ordering::Relaxed),
+            self.allocated.load(Ordering::Relaxed),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SegmentBuffer>> {
         self.bufs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A buffer for at least `at_least` bytes (clamped to [`MIN`]..[`MAX`]): a pooled one whose
-    /// slices are all gone, or a new one.
+    /// A buffer for at least `at_least` bytes (clamped to [`MIN`]..[`MAX`], rounded up to a
+    /// power of two so that cameras of about the same bitrate share buffers): a pooled one
+    /// whose slices are all gone, or a new one.
     pub fn take(&self, at_least: usize) -> SegmentBuffer {
-        let want = at_least.clamp(MIN, MAX);
+        let want = at_least.clamp(MIN, MAX).next_power_of_two();
         let mut bufs = self.lock();
         // newest first: the most recently used pages are the likeliest to be resident
         let found = (0..bufs.len()).rev().find(|&i| {
@@ -62,9 +77,11 @@ impl Pool {
         if let Some(i) = found {
             let mut s = bufs.swap_remove(i);
             s.buf.clear();
+            self.reused.fetch_add(1, Ordering::Relaxed);
             return s;
         }
         drop(bufs);
+        self.allocated.fetch_add(1, Ordering::Relaxed);
         SegmentBuffer {
             buf: BytesMut::with_capacity(want),
             cap: want,
@@ -88,12 +105,12 @@ impl Pool {
 
 impl SegmentBuffer {
     /// Copies `chunks` (`len` bytes in all) in and returns them as one slice of the buffer. If
-    /// they do not fit, the rest of the segment goes on in a buffer from `pool`, and this one
-    /// returns to it.
+    /// they do not fit, the rest of the segment goes on in a buffer from `pool`; this one is
+    /// freed with its last slice (kept in the pool while its slices live, it would only push
+    /// out buffers that can be reused).
     pub fn push(&mut self, pool: &Pool, chunks: &[Bytes], len: usize) -> Bytes {
         if self.buf.capacity() < len {
-            let full = std::mem::replace(self, pool.take(len.max(self.cap)));
-            pool.recycle(full);
+            *self = pool.take(len.max(self.cap));
         }
         for c in chunks {
             self.buf.extend_from_slice(c);
@@ -138,15 +155,17 @@ mod tests {
         assert_eq!(four.len(), MIN);
         assert_ne!(four.as_ptr(), start.wrapping_add(2));
         // a buffer larger than the pool is not kept; the oldest go first
+        // (the buffer the part did not fit in was not kept: its slices still live)
         pool.recycle(other);
         pool.recycle(again);
-        assert_eq!(pool.lock().len(), 3);
-        pool.recycle(pool.take(3 * MIN));
-        assert_eq!(
-            pool.lock().iter().map(|s| s.cap).sum::<usize>(),
-            3 * MIN + MIN
-        );
-        pool.recycle(pool.take(5 * MIN));
         assert_eq!(pool.lock().len(), 2);
+        // sizes are rounded up to a power of two
+        let odd = pool.take(3 * MIN);
+        assert_eq!(odd.cap, 4 * MIN);
+        pool.recycle(odd);
+        let caps = || pool.lock().iter().map(|s| s.cap).collect::<Vec<_>>();
+        assert_eq!(caps(), [4 * MIN]);
+        pool.recycle(pool.take(5 * MIN));
+        assert_eq!(caps(), [4 * MIN]);
     }
 }
