@@ -85,10 +85,7 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
             "active": c.app.streams.active(),
             "max": c.app.config.max_streams,
             "hls_window_bytes": c.app.streams.window_bytes(),
-            "segment_buffers": {
-                "reused": crate::media::segbuf::POOL.counts().0,
-                "allocated": crate::media::segbuf::POOL.counts().1,
-            },
+            "segment_buffers": segment_buffers(),
             "part_publish_ms": c.app.streams.publish_latency_ms().map(|(p50, p99, n)| json!({"p50": p50, "p99": p99, "samples": n})),
         },
         "recordings": {
@@ -145,4 +142,10 @@ pub async fn nodes(c: Ctx) -> Result<Response<Body>> {
     Ok(response::ok(
         &json!({ "nodes": list, "node": c.app.fleet.me }),
     ))
+}
+
+/// How often live segments got a pooled buffer (`media::segbuf`).
+fn segment_buffers() -> serde_json::Value {
+    let (reused, allocated) = crate::media::segbuf::POOL.counts();
+    json!({"reused": reused, "allocated": allocated})
 }

@@ -115,19 +115,35 @@ struct Window {
     buf: SegmentBuffer,
     /// Frames are dropped until a video key frame (after a start or a jump).
     waiting_key: bool,
-    /// In the first GOP of a fresh window (seconds of it so far): each part is a segment of its
-    /// own, until the next key frame starts a normal one.
-    first_gop: Option<f64>,
-    /// The first GOP ended at a key frame; its state is kept (no part listed) until the next
-    /// GOP's first part, a whole segment of its own, is published.
-    first_gop_ended: bool,
-    /// The segment being built began between key frames: it ends at the next key frame.
-    mid_gop: bool,
+    /// How a fresh window's first GOPs are cut (see the module header).
+    opening: Opening,
     version: u64,
     /// When the newest video frame arrived, and how long parts took to be published after
     /// their last frame arrived (µs, the most recent [`LATENCY_SAMPLES`]).
     last_video_arrival: Option<std::time::Instant>,
     publish_us: VecDeque<u32>,
+}
+
+/// How segments are cut while a fresh window opens.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum Opening {
+    /// In the first GOP (seconds of it so far): each part is a segment of its own.
+    FirstGop(f64),
+    /// The first GOP ended at a key frame; the next part is a segment of its own too, and until
+    /// it is published no part is listed.
+    GopEnded,
+    /// The segment being built began between key frames: it ends at the next key frame.
+    MidGop,
+    /// Segments end at key frames once they are long enough.
+    #[default]
+    Done,
+}
+
+impl Opening {
+    /// Whether parts (and the preload hint) stay out of the playlist.
+    fn hides_parts(self) -> bool {
+        matches!(self, Opening::FirstGop(_) | Opening::GopEnded)
+    }
 }
 
 /// Publish latencies kept per camera.
@@ -208,9 +224,7 @@ impl Hls {
                 next_start: None,
                 buf: SegmentBuffer::default(),
                 waiting_key: true,
-                first_gop: None,
-                first_gop_ended: false,
-                mid_gop: false,
+                opening: Opening::Done,
                 version: 0,
                 last_video_arrival: None,
                 publish_us: VecDeque::new(),
@@ -277,16 +291,16 @@ impl Hls {
                 .filter(|s| !s.complete)
                 .map_or(0.0, Segment::duration);
             let done = w.muxer.as_ref().map_or(0.0, Muxer::video_done);
-            if (key
-                && (w.first_gop.is_some()
-                    || w.mid_gop
-                    || current + done >= self.cfg.segment_target))
+            if (key && (w.opening != Opening::Done || current + done >= self.cfg.segment_target))
                 || current + done >= MAX_SEGMENT_SECS
             {
                 // the frames before the key frame end the first GOP's one-part segments
                 self.close_segment(w);
-                w.first_gop_ended = w.first_gop.is_some();
-                w.mid_gop = false;
+                w.opening = if w.opening.hides_parts() {
+                    Opening::GopEnded
+                } else {
+                    Opening::Done
+                };
             }
         }
         if w.next_start.is_none() {
@@ -324,18 +338,25 @@ impl Hls {
                 m.complete_pending();
             }
             if fresh {
-                w.first_gop = Some(0.0);
+                w.opening = Opening::FirstGop(0.0);
             }
             self.flush_part(w);
-            if std::mem::take(&mut w.first_gop_ended) {
-                self.seal_segment(w);
-                w.first_gop = None;
-                w.mid_gop = true;
-            } else if let Some(secs) = w.first_gop {
-                let secs = secs + w.segments.back().map_or(0.0, Segment::duration);
-                self.seal_segment(w);
-                // a camera that sends no second key frame gets normal segments again
-                w.first_gop = (secs < MAX_SEGMENT_SECS).then_some(secs);
+            match w.opening {
+                Opening::GopEnded => {
+                    self.seal_segment(w);
+                    w.opening = Opening::MidGop;
+                }
+                Opening::FirstGop(secs) => {
+                    let secs = secs + w.segments.back().map_or(0.0, Segment::duration);
+                    self.seal_segment(w);
+                    // a camera that sends no second key frame gets normal segments again
+                    w.opening = if secs < MAX_SEGMENT_SECS {
+                        Opening::FirstGop(secs)
+                    } else {
+                        Opening::Done
+                    };
+                }
+                Opening::MidGop | Opening::Done => {}
             }
         }
     }
@@ -360,8 +381,8 @@ impl Hls {
             // room for the largest segment in the window and a quarter more (the pool rounds it
             // up to a power of two; pages never written to are not resident)
             let largest = w.segments.iter().map(Segment::bytes).max().unwrap_or(0);
-            let old = std::mem::replace(&mut w.buf, self.pool.take(largest + largest / 4));
-            self.pool.recycle(old);
+            // (the previous segment took its buffer when it was sealed)
+            w.buf = self.pool.take(largest + largest / 4);
             let msn = w.next_msn;
             w.next_msn += 1;
             let discontinuity = std::mem::take(&mut w.pending_discontinuity);
@@ -467,9 +488,7 @@ impl Hls {
         self.pool.recycle(std::mem::take(&mut w.buf));
         w.pending_discontinuity = false;
         w.waiting_key = true;
-        w.first_gop = None;
-        w.first_gop_ended = false;
-        w.mid_gop = false;
+        w.opening = Opening::Done;
         w.next_start = None;
         w.version += 1;
     }
@@ -515,7 +534,7 @@ impl Hls {
                 // key frame, see `frame`)
                 w.segments.iter().any(|s| s.complete)
                     && (!ll
-                        || w.first_gop.is_some()
+                        || w.opening.hides_parts()
                         || w.segments
                             .back()
                             .is_some_and(|s| !s.complete && !s.parts.is_empty()))
@@ -599,7 +618,7 @@ impl Hls {
                 seg.start.to_rfc3339_opts(SecondsFormat::Millis, true)
             );
             // no part is listed in a fresh window's first GOP (see the module header)
-            if ll && seg.msn >= parts_from && w.first_gop.is_none() {
+            if ll && seg.msn >= parts_from && !w.opening.hides_parts() {
                 for (i, p) in seg.parts.iter().enumerate() {
                     let _ = write!(
                         s,
@@ -632,7 +651,7 @@ impl Hls {
                     );
                 }
             }
-            if w.first_gop.is_none() {
+            if !w.opening.hides_parts() {
                 let _ = writeln!(
                     s,
                     "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part{msn}.{idx}.m4s{q}\""
@@ -770,12 +789,17 @@ mod tests {
 
     /// 25 fps, a key frame every `gop` frames, frames numbered from `from`.
     fn feed(h: &Hls, from: i64, n: i64, gop: i64, pts0: i64) {
+        feed_sized(h, from, n, gop, pts0, 100);
+    }
+
+    /// Video frames `from..from + n` at 25 fps, a key frame every `gop`, `size` bytes each.
+    fn feed_sized(h: &Hls, from: i64, n: i64, gop: i64, pts0: i64, size: usize) {
         for i in from..from + n {
             h.push(Event::Frame(Frame {
                 kind: TrackKind::Video,
                 pts: pts0 + i * 3600,
                 keyframe: i % gop == 0,
-                data: Bytes::from(vec![i as u8; 100]),
+                data: Bytes::from(vec![i as u8; size]),
                 arrived: Instant::now(),
                 wall: Utc::now(),
             }));
@@ -973,21 +997,9 @@ mod tests {
         let h = Hls::with_pool(HlsConfig::default(), pool);
         h.push(Event::Start(tracks(1)));
         // 2 Mbit/s-like frames (10 kB), 2 s GOP: 10 s, then 60 s more
-        let feed_big = |from: i64, n: i64| {
-            for i in from..from + n {
-                h.push(Event::Frame(Frame {
-                    kind: TrackKind::Video,
-                    pts: i * 3600,
-                    keyframe: i % 50 == 0,
-                    data: Bytes::from(vec![i as u8; 10_000]),
-                    arrived: Instant::now(),
-                    wall: Utc::now(),
-                }));
-            }
-        };
-        feed_big(0, 250);
+        feed_sized(&h, 0, 250, 50, 0, 10_000);
         let (_, warm) = pool.counts();
-        feed_big(250, 1500);
+        feed_sized(&h, 250, 1500, 50, 0, 10_000);
         let (reused, allocated) = pool.counts();
         // 30 segments left the window meanwhile: their buffers served the next ones
         assert!(reused >= 25, "reused {reused}, allocated {allocated}");
