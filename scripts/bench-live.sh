@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Live-view benchmark (not a test): 1, 16, 64 and 128 simulated 720p25 ~2 Mbit/s cameras,
-# each kept warm by a light LL-HLS poller, side by side in one run with
+# each kept warm by a light LL-HLS poller (measured from 12 s on, once the window is full),
+# side by side in one run with
 #   - the old backend's design: one `ffmpeg -c copy -f hls` per camera writing to tmpfs, and
 #   - the floor: a bare retina reader that pulls the same streams and drops the frames.
 # Reports CPU (user+sys, in cores) and memory (RSS for vigia, PSS summed for the others),
 # part publish latency (from vigia's /stats) and time to the first playable playlist.
+# vigia and the floor are measured ROUNDS times (default 3), alternately, and their medians
+# reported (this machine's CPU time moves ±20 % between two runs of the same thing); the
+# ratio is of the medians, each round's own ratio beside it.
 # Usage: ./scripts/bench-live.sh [seconds-per-measurement]  (default 60; COUNTS="1 16" to pick;
 # PROFILE=profiling for release code without fat LTO, minutes faster to build; PERF=<dir> also
 # records vigia with `perf record -g` during each measurement into <dir>/vigia-<N>.data)
@@ -12,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 COUNTS=${COUNTS:-"1 16 64 128"}
-WARM=8
+WARM=12
 need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$2"; }; }
 need ffmpeg ffmpeg
 need curl curl
@@ -42,12 +46,15 @@ RTSP="rtsp://127.0.0.1:$CPORT"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F), cargo profile $PROFILE"
 echo "fixture: $(ffprobe -v error -show_entries stream=width,height,r_frame_rate,bit_rate -of csv=p=0 $FIX/h264_720p25.h264 | head -1) H.264 High, 2 s GOP, served by vigia camsim over RTSP/TCP; ${SECS} s per measurement after ${WARM} s warm-up"
 echo
-printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' cameras "vigia CPU (cores), RSS" "ffmpeg CPU, PSS (sum)" "retina floor CPU, PSS" "vigia/floor" "part publish p50/p99" "first playlist"
+printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' cameras "vigia CPU (cores, median (range)), RSS" "ffmpeg CPU, PSS (sum)" "retina floor CPU (median (range)), PSS" "vigia/floor (medians)" "part publish p50/p99" "first playlist"
 printf '|%s|%s|%s|%s|%s|%s|%s|\n' ---------: -------------------------- ------------------------ ---------------------- -------------- ------------------ ----------------
 
-for N in $COUNTS; do
-  # --- vigia with N cameras and N pollers
-  DATA="$WORK/data-$N"; mkdir -p "$DATA"
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%s-%s", lo, hi}'; }
+
+# one measurement of vigia with N cameras and N pollers; sets V_* and the figures it reads
+measure_vigia() {
+  DATA="$WORK/data-$N-$1"; mkdir -p "$DATA"
   PORT=$((20000 + RANDOM % 20000)); BASE="http://127.0.0.1:$PORT"
   LOG_LEVEL=warn MAX_STREAMS=1024 MAX_CONNECTIONS_PER_IP=2048 DATA_DIR="$DATA" LISTEN_ADDR="127.0.0.1:$PORT" SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 \
     ./target/$PROFILE/vigia serve 2>"$WORK/vigia-$N.log" &
@@ -81,8 +88,9 @@ PY
   ./target/$PROFILE/examples/hls_poller "$WORK/urls-$N" $((SECS + WARM + 2)) >"$WORK/poller-$N.out" &
   POLLER=$!; PIDS+=($POLLER)
   sleep $WARM
+  local a b
   a=$(ticks $VIGIA)
-  if [ -n "${PERF:-}" ]; then
+  if [ -n "${PERF:-}" ] && [ "$1" = 1 ]; then
     mkdir -p "$PERF"; perf record -q -g -p $VIGIA -o "$PERF/vigia-$N.data" -- sleep "$SECS" 2>/dev/null
   else
     sleep "$SECS"
@@ -93,33 +101,55 @@ PY
   WIN=$(jq -r '.streams.hls_window_bytes / 1048576 | . * 10 | floor / 10' <<<"$STATS")
   P50=$(jq -r '.streams.part_publish_ms.p50' <<<"$STATS"); P99=$(jq -r '.streams.part_publish_ms.p99' <<<"$STATS")
   LIVE=$(jq -r '[.cameras.detail[] | select(.stream.state == "live")] | length' <<<"$STATS")
+  SEGBUF=$(jq -c .streams.segment_buffers <<<"$STATS")
   wait $POLLER 2>/dev/null || true
   POLL=$(cat "$WORK/poller-$N.out")
   kill $VIGIA; wait $VIGIA 2>/dev/null || true
+}
 
-  # --- the old design: one ffmpeg per camera, HLS to tmpfs
-  FF=()
+# one measurement of the floor: retina pulls and drops; sets R_CPU, R_PSS
+measure_floor() {
+  ./target/$PROFILE/examples/retina_floor "$RTSP" "$N" $((SECS + WARM + 2)) >"$WORK/floor-$N.out" &
+  local fl=$! a b
+  sleep $WARM
+  a=$(ticks $fl); sleep "$SECS"; b=$(ticks $fl)
+  R_CPU=$(cores $a $b); R_PSS=$(pss_mib $fl)
+  wait $fl 2>/dev/null || true
+}
+
+# the old design: one ffmpeg per camera, HLS to tmpfs; sets F_CPU, F_PSS
+measure_ffmpeg() {
+  local ff=() a b
   for i in $(seq "$N"); do
     mkdir -p "$SHM/cam$i"
     ffmpeg -nostdin -v error -rtsp_transport tcp -i "$RTSP/cam$i" -c copy -f hls -hls_time 2 -hls_list_size 6 \
       -hls_flags delete_segments "$SHM/cam$i/index.m3u8" 2>>"$WORK/ffmpeg.log" &
-    FF+=($!)
+    ff+=($!)
   done
   sleep $WARM
-  a=$(ticks "${FF[@]}"); sleep "$SECS"; b=$(ticks "${FF[@]}")
-  F_CPU=$(cores $a $b); F_PSS=$(pss_mib "${FF[@]}")
-  kill "${FF[@]}" 2>/dev/null; wait "${FF[@]}" 2>/dev/null || true
+  a=$(ticks "${ff[@]}"); sleep "$SECS"; b=$(ticks "${ff[@]}")
+  F_CPU=$(cores $a $b); F_PSS=$(pss_mib "${ff[@]}")
+  kill "${ff[@]}" 2>/dev/null; wait "${ff[@]}" 2>/dev/null || true
   rm -rf "${SHM:?}"/cam*
+}
 
-  # --- the floor: retina pulls and drops
-  ./target/$PROFILE/examples/retina_floor "$RTSP" "$N" $((SECS + WARM + 2)) >"$WORK/floor-$N.out" &
-  FL=$!
-  sleep $WARM
-  a=$(ticks $FL); sleep "$SECS"; b=$(ticks $FL)
-  R_CPU=$(cores $a $b); R_PSS=$(pss_mib $FL)
-  wait $FL 2>/dev/null || true
-
-  RATIO=$(awk -v v="$V_CPU" -v r="$R_CPU" 'BEGIN{ if (r > 0) printf "%.2f", v/r; else print "-" }')
-  printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' "$N" "$V_CPU, $V_RSS MiB (window $WIN MiB)" "$F_CPU, $F_PSS MiB" "$R_CPU, $R_PSS MiB" "$RATIO" "$P50 / $P99 ms" "$FIRST"
-  echo "    ($LIVE/$N live; poller: $POLL; floor: $(cat "$WORK/floor-$N.out"); segment buffers: $(jq -c .streams.segment_buffers <<<"$STATS"))" >&2
+ROUNDS=${ROUNDS:-3}
+for N in $COUNTS; do
+  VS=""; RS=""; EACH=""
+  for r in $(seq "$ROUNDS"); do
+    measure_vigia "$r"
+    measure_floor
+    VS="$VS $V_CPU"; RS="$RS $R_CPU"
+    EACH="$EACH $(awk -v v="$V_CPU" -v r="$R_CPU" 'BEGIN{ if (r > 0) printf "%.2f", v/r; else print "-" }')"
+    # the figures other than CPU are those of the first round
+    if [ "$r" = 1 ]; then
+      ROW_RSS=$V_RSS; ROW_WIN=$WIN; ROW_P="$P50 / $P99 ms"; ROW_FIRST=$FIRST; ROW_PSS=$R_PSS
+      ROW_INFO="$LIVE/$N live; poller: $POLL; floor: $(cat "$WORK/floor-$N.out"); segment buffers: $SEGBUF"
+    fi
+  done
+  measure_ffmpeg
+  VM=$(median <<<"$VS"); RM=$(median <<<"$RS")
+  RATIO=$(awk -v v="$VM" -v r="$RM" 'BEGIN{ if (r > 0) printf "%.2f", v/r; else print "-" }')
+  printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' "$N" "$VM ($(range <<<"$VS")), $ROW_RSS MiB (window $ROW_WIN MiB)" "$F_CPU, $F_PSS MiB" "$RM ($(range <<<"$RS")), $ROW_PSS MiB" "$RATIO (rounds:$EACH)" "$ROW_P" "$ROW_FIRST"
+  echo "    ($ROW_INFO)" >&2
 done

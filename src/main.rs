@@ -206,10 +206,15 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// The server's runtime: `workers` threads (`WORKER_THREADS`, default 1). One is enough for
-/// 128 cameras with players (~0.4 core) and costs ~25 % less CPU than one per core at 32: a
+/// 128 cameras with players (~0.3 core) and costs ~25 % less CPU than one per core at 32: a
 /// second idle worker is woken to steal every newly ready task, a thread switch each time.
-/// Disk writes and password hashing run on the blocking pool, beside it.
+/// With one, the runtime is tokio's current-thread scheduler on the main thread (no work
+/// stealing, no scheduler statistics to keep). Disk writes and password hashing run on the
+/// blocking pool, beside it.
 fn server_runtime(workers: usize) -> tokio::runtime::Runtime {
+    if workers == 1 {
+        return build_runtime(tokio::runtime::Builder::new_current_thread());
+    }
     let mut b = tokio::runtime::Builder::new_multi_thread();
     b.worker_threads(workers);
     build_runtime(b)

@@ -241,19 +241,23 @@ use crate::camera::url::percent_decode;
 
 /// Matches `path` against a pattern, returning the decoded parameters.
 fn match_path(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
-    let pat: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
-    if pat.len() != segments.len() {
-        return None;
-    }
-    let mut params = Vec::new();
-    for (p, s) in pat.iter().zip(segments) {
-        if *p == "{}" {
-            params.push(percent_decode(s).filter(|v| !v.is_empty())?);
-        } else if p != s {
+    // literal segments first, without allocating: most patterns fail here
+    let pat = || pattern.trim_start_matches('/').split('/');
+    let mut n = 0;
+    for (i, p) in pat().enumerate() {
+        if segments.get(i).is_none_or(|s| p != "{}" && p != *s) {
             return None;
         }
+        n += 1;
     }
-    Some(params)
+    if n != segments.len() {
+        return None;
+    }
+    pat()
+        .zip(segments)
+        .filter(|(p, _)| *p == "{}")
+        .map(|(_, s)| percent_decode(s).filter(|v| !v.is_empty()))
+        .collect()
 }
 
 enum Found {

@@ -113,6 +113,8 @@ struct Window {
     next_start: Option<DateTime<Utc>>,
     /// The buffer the segment being built is written into: its parts are slices of it.
     buf: SegmentBuffer,
+    /// The buffer of the segment that last left the window, for this window's next segment.
+    spare: SegmentBuffer,
     /// Frames are dropped until a video key frame (after a start or a jump).
     waiting_key: bool,
     /// How a fresh window's first GOPs are cut (see the module header).
@@ -156,6 +158,17 @@ pub struct Hls {
     pool: &'static Pool,
     w: Mutex<Window>,
     changed: watch::Sender<u64>,
+}
+
+/// Seconds with three decimals, as a playlist writes them (integer formatting: a float's exact
+/// decimal formatting was 40 % of rendering a playlist).
+struct Ms(f64);
+
+impl std::fmt::Display for Ms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = (self.0.max(0.0) * 1000.0).round() as u64;
+        write!(f, "{}.{:03}", ms / 1000, ms % 1000)
+    }
 }
 
 /// Where a player joining now should start, in seconds from the window's first segment, while
@@ -223,6 +236,7 @@ impl Hls {
                 part_target: None,
                 next_start: None,
                 buf: SegmentBuffer::default(),
+                spare: SegmentBuffer::default(),
                 waiting_key: true,
                 opening: Opening::Done,
                 version: 0,
@@ -382,7 +396,9 @@ impl Hls {
             // up to a power of two; pages never written to are not resident)
             let largest = w.segments.iter().map(Segment::bytes).max().unwrap_or(0);
             // (the previous segment took its buffer when it was sealed)
-            w.buf = self.pool.take(largest + largest / 4);
+            w.buf = self
+                .pool
+                .take_or_reuse(std::mem::take(&mut w.spare), largest + largest / 4);
             let msn = w.next_msn;
             w.next_msn += 1;
             let discontinuity = std::mem::take(&mut w.pending_discontinuity);
@@ -441,6 +457,7 @@ impl Hls {
         w.next_start = None;
         // the buffer goes with the segment, and back to the pool when it leaves the window
         seg.buffer = std::mem::take(&mut w.buf);
+        seg.buffer.release_rest();
         // keep at least three target durations, not counting the newest segment
         let target = self.target_duration(w) as f64;
         while w.segments.len() > 4 {
@@ -458,7 +475,11 @@ impl Hls {
                 if old.discontinuity {
                     w.discontinuity_seq += 1;
                 }
-                self.pool.recycle(old.buffer);
+                // kept for this window's next segment: every camera's segments leave their
+                // windows at once when the cameras started together, more than a shared pool
+                // would hold until the next segments begin
+                self.pool
+                    .recycle(std::mem::replace(&mut w.spare, old.buffer));
             }
         }
         let oldest_gen = w.segments.front().map_or(u64::MAX, |s| s.generation);
@@ -486,6 +507,7 @@ impl Hls {
             self.pool.recycle(seg.buffer);
         }
         self.pool.recycle(std::mem::take(&mut w.buf));
+        self.pool.recycle(std::mem::take(&mut w.spare));
         w.pending_discontinuity = false;
         w.waiting_key = true;
         w.opening = Opening::Done;
@@ -570,7 +592,9 @@ impl Hls {
         let ll = self.cfg.low_latency;
         let target = self.target_duration(w);
         let part_target = w.part_target.unwrap_or(self.cfg.part_hint);
-        let mut s = String::with_capacity(2048);
+        // every part and segment line carries the query (the player token): room for them all
+        let lines: usize = w.segments.iter().map(|s| s.parts.len() + 3).sum();
+        let mut s = String::with_capacity(512 + lines * (64 + q.len()));
         s.push_str("#EXTM3U\n");
         let _ = writeln!(s, "#EXT-X-VERSION:{}", if ll { 9 } else { 7 });
         let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target}");
@@ -578,11 +602,12 @@ impl Hls {
             let hold_back = 3.0 * part_target;
             let _ = writeln!(
                 s,
-                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={hold_back:.3}"
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={}",
+                Ms(hold_back)
             );
-            let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={part_target:.3}");
+            let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={}", Ms(part_target));
             if let Some(offset) = start_offset(w, hold_back) {
-                let _ = writeln!(s, "#EXT-X-START:TIME-OFFSET={offset:.3},PRECISE=YES");
+                let _ = writeln!(s, "#EXT-X-START:TIME-OFFSET={},PRECISE=YES", Ms(offset));
             }
         }
         let first = w.segments.front().map_or(0, |s| s.msn);
@@ -622,8 +647,9 @@ impl Hls {
                 for (i, p) in seg.parts.iter().enumerate() {
                     let _ = write!(
                         s,
-                        "#EXT-X-PART:DURATION={:.3},URI=\"part{}.{i}.m4s{q}\"",
-                        p.duration, seg.msn
+                        "#EXT-X-PART:DURATION={},URI=\"part{}.{i}.m4s{q}\"",
+                        Ms(p.duration),
+                        seg.msn
                     );
                     s.push_str(if p.independent {
                         ",INDEPENDENT=YES\n"
@@ -633,7 +659,7 @@ impl Hls {
                 }
             }
             if seg.complete {
-                let _ = writeln!(s, "#EXTINF:{:.3},", seg.duration());
+                let _ = writeln!(s, "#EXTINF:{},", Ms(seg.duration()));
                 let _ = writeln!(s, "seg{}.m4s{q}", seg.msn);
             }
         }
@@ -771,6 +797,17 @@ mod tests {
     use super::*;
     use crate::media::fmp4::TrackInfo;
     use std::time::Instant;
+
+    #[test]
+    fn seconds_are_written_with_three_decimals() {
+        let w = |x: f64| Ms(x).to_string();
+        assert_eq!(w(2.0), "2.000");
+        assert_eq!(w(0.3336), "0.334");
+        assert_eq!(w(0.0404), "0.040");
+        assert_eq!(w(11.9996), "12.000");
+        assert_eq!(w(1.0 / 3.0), format!("{:.3}", 1.0 / 3.0));
+        assert_eq!(w(-0.5), "0.000");
+    }
 
     fn tracks(generation: u64) -> Arc<Tracks> {
         Arc::new(Tracks {

@@ -319,17 +319,30 @@ async fn session(
     let mut started = false;
     let mut gop = Gop::default();
     let mut last_video = tokio::time::Instant::now();
+    // one timer and one stop signal for the session, not one of each per frame: the timer is
+    // moved on only when it fires (to the last video frame + the stall limit)
+    let stall = tokio::time::sleep_until(last_video + stall_after(gop.length()));
+    let stopped = stop.changed();
+    tokio::pin!(stall, stopped);
     loop {
-        let limit = stall_after(gop.length());
+        // the camera's next item first: while items keep coming, the stop signal and the timer
+        // are not polled at all (the socket runs dry, or tokio's budget ends the run, often
+        // enough for both to be seen)
         let item = tokio::select! {
-            _ = stop.changed() => return Ok(()),
-            _ = tokio::time::sleep_until(last_video + limit) => {
+            biased;
+            r = p.demuxed.next() => r,
+            _ = &mut stopped => return Ok(()),
+            _ = &mut stall => {
+                let limit = stall_after(gop.length());
+                if last_video + limit > tokio::time::Instant::now() {
+                    stall.as_mut().reset(last_video + limit);
+                    continue;
+                }
                 return Err(Failure::Other(format!(
                     "stalled: no video for {:.1} s",
                     limit.as_secs_f64()
-                )))
+                )));
             }
-            r = p.demuxed.next() => r,
         };
         let item = match item {
             None => return Err(Failure::Other("the camera ended the session".into())),
@@ -352,6 +365,8 @@ async fn session(
                 let keyframe = f.is_random_access_point() || (p.h265 && h265_irap(f.data()));
                 if keyframe {
                     gop.key(last_video);
+                    // the limit follows the GOP: a shorter one may bring the deadline closer
+                    stall.as_mut().reset(last_video + stall_after(gop.length()));
                 }
                 tracing::trace!(camera = %src.camera, pts, keyframe, bytes = f.data().len(), "video frame");
                 fanout.publish(Event::Frame(Frame {
@@ -359,7 +374,7 @@ async fn session(
                     pts,
                     keyframe,
                     data: Bytes::from(f.into_data()),
-                    arrived: Instant::now(),
+                    arrived: last_video.into_std(),
                     wall: chrono::Utc::now(),
                 }));
             }

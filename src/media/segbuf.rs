@@ -63,22 +63,15 @@ impl Pool {
         self.bufs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A buffer for at least `at_least` bytes (clamped to [`MIN`]..[`MAX`], rounded up to a
-    /// power of two so that cameras of about the same bitrate share buffers): a pooled one
-    /// whose slices are all gone, or a new one.
+    /// A buffer for at least `at_least` bytes (see [`size_for`]): a pooled one whose slices
+    /// are all gone, or a new one.
     pub fn take(&self, at_least: usize) -> SegmentBuffer {
-        let want = at_least.clamp(MIN, MAX).next_power_of_two();
+        let want = size_for(at_least);
         let mut bufs = self.lock();
         // newest first: the most recently used pages are the likeliest to be resident
-        let found = (0..bufs.len()).rev().find(|&i| {
-            let s = &mut bufs[i];
-            s.cap >= want && s.buf.try_reclaim(s.cap)
-        });
-        if let Some(i) = found {
-            let mut s = bufs.swap_remove(i);
-            s.buf.clear();
+        if let Some(i) = (0..bufs.len()).rev().find(|&i| bufs[i].reclaim(want)) {
             self.reused.fetch_add(1, Ordering::Relaxed);
-            return s;
+            return bufs.swap_remove(i);
         }
         drop(bufs);
         self.allocated.fetch_add(1, Ordering::Relaxed);
@@ -86,6 +79,18 @@ impl Pool {
             buf: BytesMut::with_capacity(want),
             cap: want,
         }
+    }
+
+    /// `spare` if it is large enough for `at_least` bytes and no slice of it is left (a
+    /// window's own last buffer), else a buffer as [`Pool::take`] gives (`spare` goes to the
+    /// pool).
+    pub fn take_or_reuse(&self, mut spare: SegmentBuffer, at_least: usize) -> SegmentBuffer {
+        if spare.reclaim(size_for(at_least)) {
+            self.reused.fetch_add(1, Ordering::Relaxed);
+            return spare;
+        }
+        self.recycle(spare);
+        self.take(at_least)
     }
 
     /// Keeps `b` for reuse (it is reused once no slice of it is left), dropping the oldest
@@ -103,7 +108,46 @@ impl Pool {
     }
 }
 
+/// The buffer size for `at_least` bytes: clamped to [`MIN`]..[`MAX`], rounded up to a power of
+/// two so that cameras of about the same bitrate share buffers.
+fn size_for(at_least: usize) -> usize {
+    at_least.clamp(MIN, MAX).next_power_of_two()
+}
+
+/// Pages are given back in units of this (a multiple of every page size Linux uses).
+const RELEASE_ALIGN: usize = 64 * 1024;
+
 impl SegmentBuffer {
+    /// Gives back to the kernel the pages past the last slice, once the segment is whole: a
+    /// reused buffer would otherwise keep resident every page any earlier segment wrote (at 128
+    /// cameras, ~35 MiB more than the windows hold). A later segment that writes there again
+    /// faults those pages in, as a fresh buffer would.
+    pub fn release_rest(&mut self) {
+        let start = self.buf.as_ptr() as usize;
+        let (from, to) = (
+            start.next_multiple_of(RELEASE_ALIGN),
+            (start + self.buf.capacity()) / RELEASE_ALIGN * RELEASE_ALIGN,
+        );
+        if to > from {
+            // SAFETY: [from, to) lies inside this buffer's allocation, after every slice handed
+            // out (the view begins where the last one ended) and holds nothing; MADV_DONTNEED
+            // keeps private anonymous memory mapped, reading back zeros until written again.
+            // Allocator metadata lies outside the allocation's usable bytes.
+            unsafe {
+                libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_DONTNEED);
+            }
+        }
+    }
+
+    /// Empties the buffer for reuse if it holds `want` bytes and no slice of it is left.
+    fn reclaim(&mut self, want: usize) -> bool {
+        let free = self.cap >= want && self.buf.try_reclaim(self.cap);
+        if free {
+            self.buf.clear();
+        }
+        free
+    }
+
     /// Copies `chunks` (`len` bytes in all) in and returns them as one slice of the buffer. If
     /// they do not fit, the rest of the segment goes on in a buffer from `pool`; this one is
     /// freed with its last slice (kept in the pool while its slices live, it would only push
@@ -167,5 +211,32 @@ mod tests {
         assert_eq!(caps(), [4 * MIN]);
         pool.recycle(pool.take(5 * MIN));
         assert_eq!(caps(), [4 * MIN]);
+    }
+
+    #[test]
+    fn a_window_reuses_its_own_last_buffer_however_many_leave_at_once() {
+        // a pool that holds one buffer, and 8 windows whose segments leave at the same moment
+        let pool = Pool::new(MIN);
+        let mut spares: Vec<SegmentBuffer> = (0..8).map(|_| pool.take(MIN)).collect();
+        for s in &mut spares {
+            drop(s.push(&pool, &[Bytes::from_static(b"part")], 4));
+        }
+        let before = pool.counts();
+        let again: Vec<SegmentBuffer> = spares
+            .into_iter()
+            .map(|s| pool.take_or_reuse(s, MIN))
+            .collect();
+        assert_eq!(pool.counts(), (before.0 + 8, before.1));
+        // a spare whose slice is still out (a player downloading it), or too small, is not
+        // reused: it goes to the pool and a buffer comes from there
+        let mut busy = pool.take(MIN);
+        let out = busy.push(&pool, &[Bytes::from_static(b"x")], 1);
+        let (reused, allocated) = pool.counts();
+        let other = pool.take_or_reuse(busy, MIN);
+        assert_ne!(other.buf.as_ptr(), out.as_ptr());
+        assert_eq!(pool.counts(), (reused, allocated + 1));
+        let bigger = pool.take_or_reuse(other, 2 * MIN);
+        assert_eq!(bigger.cap, 2 * MIN);
+        drop((again, out));
     }
 }
