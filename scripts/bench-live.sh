@@ -11,7 +11,8 @@
 # ratio is of the medians, each round's own ratio beside it.
 # Usage: ./scripts/bench-live.sh [seconds-per-measurement]  (default 60; COUNTS="1 16" to pick;
 # PROFILE=profiling for release code without fat LTO, minutes faster to build; PERF=<dir> also
-# records vigia with `perf record -g` during each measurement into <dir>/vigia-<N>.data)
+# records vigia with `perf record --call-graph dwarf` during each count's first measurement into
+# <dir>/vigia-<N>.data; `perf script -i … > v.txt; scripts/perf-owners.py v.txt` sums it by owner)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
@@ -91,7 +92,8 @@ PY
   local a b
   a=$(ticks $VIGIA)
   if [ -n "${PERF:-}" ] && [ "$1" = 1 ]; then
-    mkdir -p "$PERF"; perf record -q -g -p $VIGIA -o "$PERF/vigia-$N.data" -- sleep "$SECS" 2>/dev/null
+    mkdir -p "$PERF"
+    perf record -q --call-graph dwarf,32768 -F 500 -p $VIGIA -o "$PERF/vigia-$N.data" -- sleep "$SECS" 2>/dev/null
   else
     sleep "$SECS"
   fi
