@@ -50,6 +50,7 @@ echo
 printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' cameras "vigia CPU (cores, median (range)), RSS" "ffmpeg CPU, PSS (sum)" "retina floor CPU (median (range)), PSS" "vigia/floor (medians)" "part publish p50/p99" "first playlist"
 printf '|%s|%s|%s|%s|%s|%s|%s|\n' ---------: -------------------------- ------------------------ ---------------------- -------------- ------------------ ----------------
 
+ratio() { awk -v v="$1" -v r="$2" 'BEGIN{ if (r > 0) printf "%.2f", v/r; else print "-" }'; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%s-%s", lo, hi}'; }
 
@@ -142,7 +143,7 @@ for N in $COUNTS; do
     measure_vigia "$r"
     measure_floor
     VS="$VS $V_CPU"; RS="$RS $R_CPU"
-    EACH="$EACH $(awk -v v="$V_CPU" -v r="$R_CPU" 'BEGIN{ if (r > 0) printf "%.2f", v/r; else print "-" }')"
+    EACH="$EACH $(ratio "$V_CPU" "$R_CPU")"
     # the figures other than CPU are those of the first round
     if [ "$r" = 1 ]; then
       ROW_RSS=$V_RSS; ROW_WIN=$WIN; ROW_P="$P50 / $P99 ms"; ROW_FIRST=$FIRST; ROW_PSS=$R_PSS
@@ -151,7 +152,7 @@ for N in $COUNTS; do
   done
   measure_ffmpeg
   VM=$(median <<<"$VS"); RM=$(median <<<"$RS")
-  RATIO=$(awk -v v="$VM" -v r="$RM" 'BEGIN{ if (r > 0) printf "%.2f", v/r; else print "-" }')
+  RATIO=$(ratio "$VM" "$RM")
   printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' "$N" "$VM ($(range <<<"$VS")), $ROW_RSS MiB (window $ROW_WIN MiB)" "$F_CPU, $F_PSS MiB" "$RM ($(range <<<"$RS")), $ROW_PSS MiB" "$RATIO (rounds:$EACH)" "$ROW_P" "$ROW_FIRST"
   echo "    ($ROW_INFO)" >&2
 done

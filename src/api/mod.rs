@@ -243,14 +243,7 @@ use crate::camera::url::percent_decode;
 fn match_path(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
     // literal segments first, without allocating: most patterns fail here
     let pat = || pattern.trim_start_matches('/').split('/');
-    let mut n = 0;
-    for (i, p) in pat().enumerate() {
-        if segments.get(i).is_none_or(|s| p != "{}" && p != *s) {
-            return None;
-        }
-        n += 1;
-    }
-    if n != segments.len() {
+    if pat().count() != segments.len() || pat().zip(segments).any(|(p, s)| p != "{}" && p != *s) {
         return None;
     }
     pat()

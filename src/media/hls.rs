@@ -111,10 +111,10 @@ struct Window {
     part_target: Option<f64>,
     /// Wall-clock time of the first frame of the segment being built.
     next_start: Option<DateTime<Utc>>,
-    /// The buffer the segment being built is written into: its parts are slices of it.
+    /// The buffer the segment being built is written into (its parts are slices of it);
+    /// between segments, the buffer of the segment that last left the window, which the next
+    /// segment reuses.
     buf: SegmentBuffer,
-    /// The buffer of the segment that last left the window, for this window's next segment.
-    spare: SegmentBuffer,
     /// Frames are dropped until a video key frame (after a start or a jump).
     waiting_key: bool,
     /// How a fresh window's first GOPs are cut (see the module header).
@@ -236,7 +236,6 @@ impl Hls {
                 part_target: None,
                 next_start: None,
                 buf: SegmentBuffer::default(),
-                spare: SegmentBuffer::default(),
                 waiting_key: true,
                 opening: Opening::Done,
                 version: 0,
@@ -395,10 +394,9 @@ impl Hls {
             // room for the largest segment in the window and a quarter more (the pool rounds it
             // up to a power of two; pages never written to are not resident)
             let largest = w.segments.iter().map(Segment::bytes).max().unwrap_or(0);
-            // (the previous segment took its buffer when it was sealed)
             w.buf = self
                 .pool
-                .take_or_reuse(std::mem::take(&mut w.spare), largest + largest / 4);
+                .take_or_reuse(std::mem::take(&mut w.buf), largest + largest / 4);
             let msn = w.next_msn;
             w.next_msn += 1;
             let discontinuity = std::mem::take(&mut w.pending_discontinuity);
@@ -478,8 +476,7 @@ impl Hls {
                 // kept for this window's next segment: every camera's segments leave their
                 // windows at once when the cameras started together, more than a shared pool
                 // would hold until the next segments begin
-                self.pool
-                    .recycle(std::mem::replace(&mut w.spare, old.buffer));
+                self.pool.recycle(std::mem::replace(&mut w.buf, old.buffer));
             }
         }
         let oldest_gen = w.segments.front().map_or(u64::MAX, |s| s.generation);
@@ -507,7 +504,6 @@ impl Hls {
             self.pool.recycle(seg.buffer);
         }
         self.pool.recycle(std::mem::take(&mut w.buf));
-        self.pool.recycle(std::mem::take(&mut w.spare));
         w.pending_discontinuity = false;
         w.waiting_key = true;
         w.opening = Opening::Done;

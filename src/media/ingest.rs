@@ -335,6 +335,7 @@ async fn session(
             _ = &mut stall => {
                 let limit = stall_after(gop.length());
                 if last_video + limit > tokio::time::Instant::now() {
+                    // video came since the timer was set: wait from the last frame
                     stall.as_mut().reset(last_video + limit);
                     continue;
                 }
