@@ -4,7 +4,8 @@
 # side by side in one run with
 #   - the old backend's design: one `ffmpeg -c copy -f hls` per camera writing to tmpfs, and
 #   - the floor: a bare retina reader that pulls the same streams and drops the frames.
-# Reports CPU (user+sys, in cores) and memory (RSS for vigia, PSS summed for the others),
+# Reports CPU (user+sys, in cores) and memory (RSS for vigia with the HLS window and the median
+# of RSS minus window read together from /stats, PSS summed for the others),
 # part publish latency (from vigia's /stats) and time to the first playable playlist.
 # vigia and the floor are measured ROUNDS times (default 3), alternately, and their medians
 # reported (this machine's CPU time moves ±20 % between two runs of the same thing); the
@@ -87,7 +88,7 @@ open(out, "w").write("".join(u + "\n" for _, u in res))
 print(f"p50 {res[(len(res) - 1) // 2][0]:.2f} s, max {res[-1][0]:.2f} s")
 PY
 )
-  ./target/$PROFILE/examples/hls_poller "$WORK/urls-$N" $((SECS + WARM + 2)) >"$WORK/poller-$N.out" &
+  ./target/$PROFILE/examples/hls_poller "$WORK/urls-$N" $((SECS + WARM + 5)) >"$WORK/poller-$N.out" &
   POLLER=$!; PIDS+=($POLLER)
   sleep $WARM
   local a b
@@ -100,6 +101,15 @@ PY
   fi
   b=$(ticks $VIGIA)
   V_CPU=$(cores $a $b); V_RSS=$(rss_mib $VIGIA)
+  # RSS over the window, from /stats, which reads both at one moment (cameras started together
+  # end their segments together: the window swings by one segment per camera within a second);
+  # the median of 8 readings over 2 s, one segment's time
+  local overs=""
+  for _ in $(seq 8); do
+    overs="$overs $(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE/stats" | jq -r '(.memory.rss_bytes - .streams.hls_window_bytes) / 1048576 | . * 10 | floor / 10')"
+    sleep 0.25
+  done
+  OVER=$(median <<<"$overs")
   STATS=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE/stats")
   WIN=$(jq -r '.streams.hls_window_bytes / 1048576 | . * 10 | floor / 10' <<<"$STATS")
   P50=$(jq -r '.streams.part_publish_ms.p50' <<<"$STATS"); P99=$(jq -r '.streams.part_publish_ms.p99' <<<"$STATS")
@@ -146,13 +156,13 @@ for N in $COUNTS; do
     EACH="$EACH $(ratio "$V_CPU" "$R_CPU")"
     # the figures other than CPU are those of the first round
     if [ "$r" = 1 ]; then
-      ROW_RSS=$V_RSS; ROW_WIN=$WIN; ROW_P="$P50 / $P99 ms"; ROW_FIRST=$FIRST; ROW_PSS=$R_PSS
+      ROW_RSS=$V_RSS; ROW_WIN=$WIN; ROW_OVER=$OVER; ROW_P="$P50 / $P99 ms"; ROW_FIRST=$FIRST; ROW_PSS=$R_PSS
       ROW_INFO="$LIVE/$N live; poller: $POLL; floor: $(cat "$WORK/floor-$N.out"); segment buffers: $SEGBUF"
     fi
   done
   measure_ffmpeg
   VM=$(median <<<"$VS"); RM=$(median <<<"$RS")
   RATIO=$(ratio "$VM" "$RM")
-  printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' "$N" "$VM ($(range <<<"$VS")), $ROW_RSS MiB (window $ROW_WIN MiB)" "$F_CPU, $F_PSS MiB" "$RM ($(range <<<"$RS")), $ROW_PSS MiB" "$RATIO (rounds:$EACH)" "$ROW_P" "$ROW_FIRST"
+  printf '| %7s | %-26s | %-24s | %-22s | %-14s | %-18s | %-16s |\n' "$N" "$VM ($(range <<<"$VS")), $ROW_RSS MiB (window $ROW_WIN MiB, RSS over it $ROW_OVER MiB)" "$F_CPU, $F_PSS MiB" "$RM ($(range <<<"$RS")), $ROW_PSS MiB" "$RATIO (rounds:$EACH)" "$ROW_P" "$ROW_FIRST"
   echo "    ($ROW_INFO)" >&2
 done
