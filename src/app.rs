@@ -266,7 +266,7 @@ fn spawn_upkeep(app: &Arc<App>) {
             match a.store.prune_revocations(a.clock.now()).await {
                 Ok(0) => {}
                 Ok(n) => info!(pruned = n, "pruned expired token revocations"),
-                Err(e) => warn!(error = %e, "pruning revocations failed"),
+                Err(e) => warn!(error = %e.chain(), "pruning revocations failed"),
             }
         }
     });

@@ -1,7 +1,8 @@
 //! One error type for the whole service.
 //!
 //! Every failure that can reach a client is an [`Error`] with a [`Kind`]; the kind alone decides
-//! the HTTP status and the `code` of the JSON body `{"error": "<sentence>", "code": "<snake_case>"}`.
+//! the HTTP status (the store's own errors are mapped to it here, their causes written into the
+//! message) and the `code` of the JSON body `{"error": "<sentence>", "code": "<snake_case>"}`.
 //! The message is a human sentence with context (which camera, which user id, which file), and
 //! never a password, token or RTSP credential.
 
@@ -138,6 +139,31 @@ pub enum StartError {
     Config(String),
     #[error("{}", .0.message)]
     Failed(#[from] Error),
+}
+
+/// The store's kinds as a client sees them; the message carries every cause.
+impl From<crate::store::Error> for Error {
+    fn from(e: crate::store::Error) -> Error {
+        use crate::store::Kind as S;
+        let kind = match e.kind {
+            S::NotFound => Kind::NotFound,
+            S::Conflict | S::Setting => Kind::Conflict,
+            S::Forbidden => Kind::Forbidden,
+            S::Unavailable => Kind::Unavailable,
+            S::Failed => Kind::Internal,
+        };
+        Error::new(kind, e.chain())
+    }
+}
+
+/// A store whose data was made with other settings is the operator's to fix.
+impl From<crate::store::Error> for StartError {
+    fn from(e: crate::store::Error) -> StartError {
+        match e.kind {
+            crate::store::Kind::Setting => StartError::Config(e.chain()),
+            _ => StartError::Failed(e.into()),
+        }
+    }
 }
 
 impl From<StartError> for Error {

@@ -217,6 +217,7 @@ impl Fleet {
                 stale_secs: self.stale.as_secs_f64(),
             })
             .await
+            .map_err(Error::from)
     }
 
     /// The first heartbeat at start: another running box with this name is a setting to change
@@ -232,7 +233,7 @@ impl Fleet {
     /// instead of sending clients to a box that is gone.
     pub async fn leave(&self) {
         if let Err(e) = self.h.store.leave(&self.me, &self.instance).await {
-            warn!(error = %e, "cannot mark this node as stopped");
+            warn!(error = %e.chain(), "cannot mark this node as stopped");
         }
     }
 

@@ -274,10 +274,10 @@ fn migrate(a: MigrateArgs) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("vigia: migration failed, nothing was copied: {e}");
-            match e {
-                vigia::error::StartError::Config(_) => EXIT_CONFIG,
-                vigia::error::StartError::Failed(_) => 1,
+            eprintln!("vigia: migration failed, nothing was copied: {}", e.chain());
+            match e.kind {
+                vigia::store::Kind::Setting => EXIT_CONFIG,
+                _ => 1,
             }
         }
     }

@@ -203,8 +203,10 @@ pub async fn register(c: Ctx) -> Result<Response<Body>> {
         .await
         .map_err(|e| match e.kind {
             // another first registration won the race
-            Kind::Forbidden => Error::unauthorized("only an admin may register users"),
-            _ => e,
+            crate::store::Kind::Forbidden => {
+                Error::unauthorized("only an admin may register users")
+            }
+            _ => Error::from(e),
         })?;
     info!(
         user_id = user.id,

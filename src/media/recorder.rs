@@ -400,7 +400,7 @@ pub async fn run(
             note: Some(why),
         };
         if let Err(e) = store.finish_recording(r.id, end).await {
-            warn!(camera = %plan.camera_id, error = %e, "could not finish the recording row");
+            warn!(camera = %plan.camera_id, error = %e.chain(), "could not finish the recording row");
         }
     }
     ending
@@ -634,5 +634,5 @@ pub async fn recover(store: &DynStore, root: &Path, r: &Recording) -> Result<Rec
             )),
         },
     };
-    store.finish_recording(r.id, end).await
+    Ok(store.finish_recording(r.id, end).await?)
 }

@@ -226,7 +226,7 @@ impl Recordings {
     pub async fn resume_all(self: &Arc<Self>, sealer: &Sealer, tasks: &Tasks) {
         let cams = match self.store.cameras().await {
             Ok(c) => c,
-            Err(e) => return warn!(error = %e, "cannot list cameras to resume recordings"),
+            Err(e) => return warn!(error = %e.chain(), "cannot list cameras to resume recordings"),
         };
         let mine = |c: &Camera| self.node_filter().is_none_or(|me| c.node == me);
         for cam in cams.into_iter().filter(|c| c.is_recording && mine(c)) {
@@ -362,7 +362,7 @@ impl Recordings {
             Ok(r) => r,
             Err(e) => {
                 live.release();
-                return Err(e);
+                return Err(e.into());
             }
         };
         let id = reserved.id;
@@ -385,7 +385,7 @@ impl Recordings {
                     ..Default::default()
                 };
                 if let Err(e) = store.update_camera(&cam, patch).await {
-                    warn!(camera = %cam, error = %e, "cannot clear is_recording");
+                    warn!(camera = %cam, error = %e.chain(), "cannot clear is_recording");
                 }
             }
             // leave the map last: until then the camera counts as recording here

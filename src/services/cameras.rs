@@ -156,7 +156,7 @@ impl Cameras {
             is_recording: false,
             created_at: self.clock.now(),
         };
-        self.store.create_camera(cam).await
+        Ok(self.store.create_camera(cam).await?)
     }
 
     /// Changes a camera. Its address and channel are its id and cannot change. A new URL,

@@ -8,6 +8,7 @@
 //! `(ip, channel)` enforced inside write transactions, "last admin" rules enforced in the same
 //! transaction as the change, and every time in UTC.
 
+pub mod error;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod redb;
@@ -18,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+pub use self::error::{Error, Kind, Result};
 
 /// What a user may do; see `auth::authorize` for the one place that reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -430,7 +431,7 @@ pub async fn open(database: Option<&DbConfig>, data_dir: &std::path::Path) -> Re
         #[cfg(feature = "postgres")]
         Some(db) => Ok(Arc::new(postgres::PgStore::connect(db).await?)),
         #[cfg(not(feature = "postgres"))]
-        Some(_) => Err(crate::error::Error::internal(
+        Some(_) => Err(Error::internal(
             "this vigia was built without PostgreSQL support",
         )),
         None => Ok(Arc::new(redb::RedbStore::open(
@@ -487,18 +488,17 @@ pub struct DbConfig {
 /// `vigia store migrate`: copies an appliance's redb data into PostgreSQL, idempotently.
 /// The Postgres database must be new or already use the same `SECRET_KEY` (the sealed camera
 /// credentials and the tokens depend on it), so the key's fingerprint is checked first: a key
-/// that does not fit is a setting to change ([`crate::error::StartError::Config`]), as is a
+/// that does not fit is a setting to change ([`Kind::Setting`]), as is a
 /// `DATA_DIR` without an embedded store.
 #[cfg(feature = "postgres")]
 pub async fn migrate_redb_to_postgres(
     data_dir: &std::path::Path,
     secret: &[u8],
     target: &DbConfig,
-) -> std::result::Result<ImportReport, crate::error::StartError> {
-    use crate::error::StartError;
+) -> Result<ImportReport> {
     let path = data_dir.join("vigia.redb");
     if !path.exists() {
-        return Err(StartError::Config(format!(
+        return Err(Error::setting(format!(
             "no embedded store at {} (is DATA_DIR right?)",
             path.display()
         )));
@@ -506,16 +506,16 @@ pub async fn migrate_redb_to_postgres(
     let source = redb::RedbStore::open(&path)?;
     let fp = key_fingerprint(secret);
     if source.key_fingerprint(&fp, false).await?.is_some() {
-        return Err(StartError::Config(
-            "SECRET_KEY is not the key this appliance's data was made with".into(),
+        return Err(Error::setting(
+            "SECRET_KEY is not the key this appliance's data was made with",
         ));
     }
     let dump = source.export().await?;
     let target = postgres::PgStore::connect(target).await?;
     if target.key_fingerprint(&fp, false).await?.is_some() {
-        return Err(StartError::Config(
-            "the Postgres database is used with another SECRET_KEY; migrate only into a new database or one whose boxes share this appliance's key".into(),
+        return Err(Error::setting(
+            "the Postgres database is used with another SECRET_KEY; migrate only into a new database or one whose boxes share this appliance's key",
         ));
     }
-    Ok(target.import(&dump).await?)
+    target.import(&dump).await
 }

@@ -22,13 +22,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use tracing::info;
 
+use super::error::{Error, Kind, Result};
 use super::{
     Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewRecording, NewUser, Node,
     NodeBeat, Recording, RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Store,
     Transport, User,
 };
 use super::{DbConfig, DbLocation};
-use crate::error::{Error, Kind, Result};
 
 /// The embedded migrations, in order.
 pub const MIGRATIONS: &[(i32, &str)] = &[
@@ -112,14 +112,14 @@ fn tls_connector(ca: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsC
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
                 .map_err(|e| {
-                    Error::internal(format!("cannot read DB_CA_CERT {}: {e}", path.display()))
+                    Error::failed(format!("cannot read DB_CA_CERT {}", path.display()), e)
                 })?;
             for c in certs {
                 roots.add(c).map_err(|e| {
-                    Error::internal(format!(
-                        "DB_CA_CERT {} holds a bad certificate: {e}",
-                        path.display()
-                    ))
+                    Error::failed(
+                        format!("DB_CA_CERT {} holds a bad certificate", path.display()),
+                        e,
+                    )
                 })?;
             }
         }
@@ -133,7 +133,7 @@ fn tls_connector(ca: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsC
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| Error::internal(format!("TLS setup failed: {e}")))?
+    .map_err(|e| Error::failed("TLS setup failed", e))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(cfg))
@@ -382,7 +382,7 @@ impl PgStore {
             .create_timeout(Some(Duration::from_secs(10)))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
-            .map_err(|e| Error::internal(format!("database pool: {e}")))?;
+            .map_err(|e| Error::failed("database pool", e))?;
         let store = PgStore { pool, target };
         let client = store.pool.get().await.map_err(|e| {
             let why = match &e {

@@ -18,12 +18,12 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::error::{Error, Kind, Result};
 use super::{
     Brand, Camera, CameraPatch, CreateMode, Dump, ImportReport, NewRecording, NewUser, Node,
     NodeBeat, Recording, RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Store,
     Transport, User,
 };
-use crate::error::{Error, Kind, Result};
 
 /// The schema this binary writes. A file with a newer one is refused at open.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -51,7 +51,7 @@ macro_rules! storage_errors {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
             fn from(e: $t) -> Error {
-                Error::internal(format!("embedded store failed: {e}"))
+                Error::failed("embedded store failed", e)
             }
         }
     )*};
@@ -170,12 +170,12 @@ fn from_us(us: i64) -> DateTime<Utc> {
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    postcard::to_stdvec(v).map_err(|e| Error::internal(format!("cannot encode a row: {e}")))
+    postcard::to_stdvec(v).map_err(|e| Error::failed("cannot encode a row", e))
 }
 
 fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
     postcard::from_bytes(bytes)
-        .map_err(|e| Error::internal(format!("corrupt {what} row in the embedded store: {e}")))
+        .map_err(|e| Error::failed(format!("corrupt {what} row in the embedded store"), e))
 }
 
 /// Moves user `id`'s token generation on; returns the new one.
@@ -281,7 +281,7 @@ impl RedbStore {
                 "the database {} is already open by another process (is another vigia running on this DATA_DIR?)",
                 path.display()
             )),
-            e => Error::internal(format!("cannot open the database {}: {e}", path.display())),
+            e => Error::failed(format!("cannot open the database {}", path.display()), e),
         })?;
         let txn = db.begin_write()?;
         {
@@ -333,7 +333,7 @@ impl RedbStore {
             Ok(out)
         })
         .await
-        .map_err(|e| Error::internal(format!("store task failed: {e}")))?
+        .map_err(|e| Error::failed("store task failed", e))?
     }
 
     fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {

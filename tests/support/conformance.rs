@@ -6,7 +6,7 @@
 use chrono::{Duration, Utc};
 use futures_util::future::BoxFuture;
 
-use vigia::error::Kind;
+use vigia::store::Kind;
 use vigia::store::{
     Brand, Camera, CameraPatch, CreateMode, Dump, DynStore, ImportReport, NewRecording, NewUser,
     NodeBeat, RecordingEnd, RecordingFilter, RecordingStatus, Role, Session, Transport,
