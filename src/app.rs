@@ -136,7 +136,7 @@ impl App {
                 rtsp_timeout: crate::discovery::rtsp_probe::TIMEOUT,
             },
         ));
-        let cameras = crate::services::cameras::Cameras {
+        let cameras = Arc::new(crate::services::cameras::Cameras {
             store: store.clone(),
             sealer: sealer.clone(),
             clock: clock.clone(),
@@ -144,19 +144,26 @@ impl App {
             streams: streams.clone(),
             recordings: recordings.clone(),
             discovery: discovery.clone(),
+        });
+        let passwords = Passwords::new()?;
+        let users = crate::services::users::Users {
+            store: store.clone(),
+            passwords: passwords.clone(),
+            cameras: cameras.clone(),
         };
         Ok(Arc::new(App {
             recordings,
             fleet,
             discovery,
             cameras,
+            users,
             tokens: Tokens::new(
                 &secret,
                 config.jwt_algorithm,
                 config.jwt_expiration_secs,
                 clock.clone(),
             ),
-            passwords: Passwords::new()?,
+            passwords,
             limiter: LoginLimiter::new(clock.clone()),
             grants: crate::auth::grants::Grants::new(config.database.is_none()),
             connections: Default::default(),

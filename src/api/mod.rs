@@ -68,7 +68,9 @@ pub struct App {
     pub fleet: Arc<crate::fleet::Fleet>,
     pub discovery: Arc<crate::discovery::Discovery>,
     /// Adds, changes and deletes cameras (with what that implies for sessions and recordings).
-    pub cameras: crate::services::cameras::Cameras,
+    pub cameras: Arc<crate::services::cameras::Cameras>,
+    /// Users, their roles, passwords, sessions and assigned cameras.
+    pub users: crate::services::users::Users,
     /// Background tasks, stopped and joined at shutdown before recordings close.
     pub tasks: Arc<crate::system::tasks::Tasks>,
 }

@@ -1,5 +1,6 @@
 //! `/api/users` (admin only): list, show with assigned cameras, change role or password,
-//! end a user's sessions, delete, assign and unassign cameras.
+//! end a user's sessions, delete, assign and unassign cameras. The rules live in
+//! [`crate::services::users`]; this checks permission and input and shapes the answers.
 
 use hyper::Response;
 use serde::Deserialize;
@@ -15,9 +16,14 @@ use tracing::info;
 /// Most cameras one assignment request may name.
 const MAX_ASSIGN: usize = 1024;
 
+/// Checks the caller is allowed to manage users.
+async fn admin(c: &Ctx) -> Result<()> {
+    authorize(c.app.store.as_ref(), c.user()?, Action::ManageUsers, None).await
+}
+
 /// Checks the caller is allowed to manage users and returns the `{}` user id.
 async fn admin_and_id(c: &Ctx) -> Result<i64> {
-    authorize(c.app.store.as_ref(), c.user()?, Action::ManageUsers, None).await?;
+    admin(c).await?;
     let raw = c.param(0);
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         Error::not_found(format!(
@@ -28,20 +34,14 @@ async fn admin_and_id(c: &Ctx) -> Result<i64> {
 }
 
 pub async fn list(c: Ctx) -> Result<Response<Body>> {
-    authorize(c.app.store.as_ref(), c.user()?, Action::ManageUsers, None).await?;
-    let users = c.app.store.users().await?;
+    admin(&c).await?;
+    let users = c.app.users.list().await?;
     Ok(response::ok(&json!({ "users": users })))
 }
 
 pub async fn get(c: Ctx) -> Result<Response<Body>> {
     let id = admin_and_id(&c).await?;
-    let user = c
-        .app
-        .store
-        .user(id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("user {id} not found")))?;
-    let cams = c.app.store.assigned_cameras(id).await?;
+    let (user, cams) = c.app.users.get(id).await?;
     Ok(response::ok(&json!({
         "id": user.id,
         "username": user.username,
@@ -75,18 +75,12 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
     if let Some(pw) = &req.password {
         crate::api::auth::validate_password(pw)?;
     }
-    let user = match role {
-        Some(role) => c.app.store.set_role(id, role).await?,
-        None => c
-            .app
-            .store
-            .user(id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("user {id} not found")))?,
-    };
-    if let Some(pw) = &req.password {
-        let hash = c.app.passwords.hash(pw).await?;
-        c.app.store.set_password(id, &hash).await?;
+    let user = c
+        .app
+        .users
+        .update(id, role, req.password.as_deref())
+        .await?;
+    if req.password.is_some() {
         info!(
             user_id = id,
             by = c.user()?.id,
@@ -101,7 +95,7 @@ pub async fn update(c: Ctx) -> Result<Response<Body>> {
 /// `POST /api/users/<id>/logout-all`: every token of the user stops working.
 pub async fn logout_all(c: Ctx) -> Result<Response<Body>> {
     let id = admin_and_id(&c).await?;
-    c.app.store.end_sessions(id).await?;
+    c.app.users.end_sessions(id).await?;
     info!(
         user_id = id,
         by = c.user()?.id,
@@ -115,7 +109,7 @@ pub async fn logout_all(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn delete(c: Ctx) -> Result<Response<Body>> {
     let id = admin_and_id(&c).await?;
-    c.app.store.delete_user(id).await?;
+    c.app.users.delete(id).await?;
     Ok(response::message(200, "User deleted"))
 }
 
@@ -137,27 +131,12 @@ pub async fn assign(c: Ctx) -> Result<Response<Body>> {
             "'camera_ips' may name at most {MAX_ASSIGN} cameras"
         )));
     }
-    let mut ids: Vec<String> = req
+    let ids = req
         .camera_ips
         .iter()
         .map(|s| s.trim().to_string())
         .collect();
-    // as the old backend did: assigning the address of a device a discovery scan found adds
-    // it (every channel of a DVR) first
-    for ip in ids.clone() {
-        if c.app.store.camera(&ip).await?.is_some() {
-            continue;
-        }
-        for ch in c.app.discovery.channels(&ip) {
-            let req = crate::services::cameras::CameraRequest::address(&ip, ch);
-            let cam = c.app.cameras.add(req).await?;
-            if !ids.contains(&cam.id) {
-                ids.push(cam.id);
-            }
-        }
-    }
-    c.app.store.assign(id, &ids).await?;
-    let all = c.app.store.assigned_cameras(id).await?;
+    let all = c.app.users.assign(id, ids).await?;
     Ok(response::ok(
         &json!({ "message": "Cameras assigned", "camera_ips": all }),
     ))
@@ -165,6 +144,6 @@ pub async fn assign(c: Ctx) -> Result<Response<Body>> {
 
 pub async fn unassign(c: Ctx) -> Result<Response<Body>> {
     let id = admin_and_id(&c).await?;
-    c.app.store.unassign(id, c.param(1)).await?;
+    c.app.users.unassign(id, c.param(1)).await?;
     Ok(response::message(200, "Camera unassigned"))
 }
