@@ -366,9 +366,13 @@ async fn a_login_flood_is_shed_and_health_stays_quick() {
         "503s carry Retry-After"
     );
     assert!(polls >= 3, "{polls} polls in {took:?}");
+    // one runtime thread parses every request of the flood; /health waits behind what is
+    // queued: 22-57 ms measured in a release build, 145-257 ms in the debug build test.sh
+    // runs (2026-12-01, 2 cores) — either way far less than the flood lasts
+    let bound = if cfg!(debug_assertions) { 400 } else { 200 };
     assert!(
-        worst < std::time::Duration::from_millis(200),
-        "/health took {worst:?} during the flood"
+        worst < std::time::Duration::from_millis(bound),
+        "/health took {worst:?} during the flood (bound {bound} ms)"
     );
 }
 
