@@ -455,7 +455,6 @@ impl Hls {
         w.next_start = None;
         // the buffer goes with the segment, and back to the pool when it leaves the window
         seg.buffer = std::mem::take(&mut w.buf);
-        seg.buffer.release_rest();
         // keep at least three target durations, not counting the newest segment
         let target = self.target_duration(w) as f64;
         while w.segments.len() > 4 {

@@ -139,9 +139,14 @@ fn page() -> usize {
 }
 
 impl SegmentBuffer {
-    /// Where the allocation starts (the view begins `cap - capacity` bytes into it).
+    /// How far into the allocation the view (the next slice) begins.
+    fn offset(&self) -> usize {
+        self.cap - self.buf.capacity()
+    }
+
+    /// Where the allocation starts.
     fn base(&self) -> usize {
-        self.buf.as_ptr() as usize - (self.cap - self.buf.capacity())
+        self.buf.as_ptr() as usize - self.offset()
     }
 
     /// Gives back to the kernel the whole pages from `offset` to the allocation's end. Only
@@ -170,8 +175,7 @@ impl SegmentBuffer {
 
     /// Makes the pages of the next `len` bytes resident in one call, where they are not.
     fn populate(&mut self, len: usize) {
-        let offset = self.cap - self.buf.capacity();
-        let end = offset + len;
+        let end = self.offset() + len;
         if end <= self.resident {
             return;
         }
@@ -189,11 +193,6 @@ impl SegmentBuffer {
             );
         }
         self.resident = end;
-    }
-
-    /// Gives back the pages past the last slice, once the segment is whole.
-    pub fn release_rest(&mut self) {
-        self.release_from(self.cap - self.buf.capacity());
     }
 
     /// Empties the buffer for reuse, giving its pages back, if it holds `want` bytes and no
@@ -335,8 +334,7 @@ mod tests {
             resident_pages(&b)
         );
         assert_eq!(one, part);
-        // a whole segment gives back what it did not fill; a slice still out keeps its bytes
-        b.release_rest();
+        // a slice still out keeps its bytes
         assert!(
             (10..=12).contains(&resident_pages(&b)),
             "{}",
