@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::api::App;
 use crate::app;
+use crate::auth::jwt::PlayerScope;
 use crate::camsim::{self, Camsim, Media};
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -67,7 +68,8 @@ pub async fn run(mut config: Config) -> Result<()> {
         app.streams.start(src, true)?;
         cams.push((
             cam.id.clone(),
-            app.tokens.issue_player(&login, &cam.id, None)?,
+            app.tokens
+                .issue_player(&login, PlayerScope::Camera, &cam.id, None)?,
         ));
     }
 

@@ -95,6 +95,11 @@ impl Fleet {
         })
     }
 
+    /// Every box that shares the store, as the store has them now.
+    pub async fn nodes(&self) -> Result<Vec<crate::store::Node>> {
+        Ok(self.h.store.nodes().await?)
+    }
+
     /// The owner a new camera gets: this node, unless the request names another live one.
     pub async fn owner_for_new(&self, asked: Option<&str>) -> Result<String> {
         match asked {

@@ -11,9 +11,9 @@ use super::response::{self, Body};
 use super::Ctx;
 use crate::auth::limiter::Refused;
 use crate::auth::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
-use crate::auth::{authorize, Action};
+use crate::auth::Action;
 use crate::error::{Error, Kind, Result};
-use crate::store::{CreateMode, NewUser, Role};
+use crate::store::{CreateMode, Role};
 
 #[derive(Deserialize)]
 struct LoginRequest {
@@ -81,7 +81,7 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
     let attempt = c.app.limiter.begin(ip, &req.username).map_err(too_many)?;
     // a place for the hash before the store is asked: a flood is shed before it costs anything
     let admission = c.app.passwords.admit()?;
-    let found = c.app.store.user_credentials(&req.username).await?;
+    let found = c.app.users.credentials(&req.username).await?;
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), Some(h)),
         None => (None, None),
@@ -102,7 +102,7 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
         }
     };
     attempt.succeeded();
-    let generation = c.app.store.token_generation(user.id).await?;
+    let generation = c.app.users.token_generation(user.id).await?;
     let (token, _) = c.app.tokens.issue(&user, generation)?;
     info!(user_id = user.id, "login");
     Ok(response::ok(&json!({ "token": token, "user": user })))
@@ -113,10 +113,7 @@ pub async fn logout(c: Ctx) -> Result<Response<Body>> {
         .claims
         .as_ref()
         .ok_or_else(|| Error::unauthorized("authentication required"))?;
-    c.app
-        .store
-        .revoke_token(&claims.jti, claims.expires_at())
-        .await?;
+    c.app.users.revoke(&claims.jti, claims.expires_at()).await?;
     Ok(response::message(200, "Logged out"))
 }
 
@@ -141,12 +138,7 @@ pub async fn change_password(c: Ctx) -> Result<Response<Body>> {
         .limiter
         .begin(c.peer.ip(), &me.username)
         .map_err(too_many)?;
-    let hash = c
-        .app
-        .store
-        .user_credentials(&me.username)
-        .await?
-        .map(|(_, h)| h);
+    let hash = c.app.users.credentials(&me.username).await?.map(|(_, h)| h);
     if !c.app.passwords.verify(&req.old_password, hash).await? {
         attempt.failed();
         warn!(peer = %c.peer.ip(), user_id = me.id, "wrong old password on a password change");
@@ -155,8 +147,7 @@ pub async fn change_password(c: Ctx) -> Result<Response<Body>> {
         ));
     }
     attempt.succeeded();
-    let new_hash = c.app.passwords.hash(&req.new_password).await?;
-    let generation = c.app.store.set_password(me.id, &new_hash).await?;
+    let generation = c.app.users.set_password(me.id, &req.new_password).await?;
     let (token, _) = c.app.tokens.issue(&me, generation)?;
     info!(user_id = me.id, "password changed; other sessions ended");
     Ok(response::ok(&json!({
@@ -175,12 +166,12 @@ pub async fn register(c: Ctx) -> Result<Response<Body>> {
             .ok_or_else(|| Error::bad_request("role must be admin, user or viewer"))?,
     };
     let (mode, role) = match &c.user {
-        Some(u) => {
-            authorize(c.app.store.as_ref(), u, Action::ManageUsers, None).await?;
+        Some(_) => {
+            c.authorize(Action::ManageUsers, None).await?;
             (CreateMode::Normal, requested)
         }
         None => {
-            if c.app.store.count_users().await? > 0 {
+            if c.app.users.count().await? > 0 {
                 return Err(Error::unauthorized(
                     "only an admin may register users: log in as an admin and send its token",
                 ));
@@ -188,25 +179,15 @@ pub async fn register(c: Ctx) -> Result<Response<Body>> {
             (CreateMode::FirstUser, Role::Admin)
         }
     };
-    let password_hash = c.app.passwords.hash(&req.password).await?;
     let user = c
         .app
-        .store
-        .create_user(
-            NewUser {
-                username: req.username,
-                password_hash,
-                role,
-            },
-            mode,
-        )
+        .users
+        .create(req.username, &req.password, role, mode)
         .await
         .map_err(|e| match e.kind {
             // another first registration won the race
-            crate::store::Kind::Forbidden => {
-                Error::unauthorized("only an admin may register users")
-            }
-            _ => Error::from(e),
+            Kind::Forbidden => Error::unauthorized("only an admin may register users"),
+            _ => e,
         })?;
     info!(
         user_id = user.id,

@@ -8,32 +8,18 @@ use serde_json::json;
 
 use super::response::{self, Body};
 use super::Ctx;
-use crate::auth::{authorize, visible_cameras, Action};
+use crate::auth::Action;
 use crate::error::Result;
 use crate::services::cameras::CameraRequest;
 use crate::store::{Brand, Camera, Transport};
 
 pub async fn list(c: Ctx) -> Result<Response<Body>> {
-    let visible = visible_cameras(c.app.store.as_ref(), c.user()?, Action::Watch).await?;
-    let cams: Vec<CameraView> = match visible {
-        None => c
-            .app
-            .store
-            .cameras()
-            .await?
-            .iter()
-            .map(|cam| CameraView::with_state(cam, &c.app.streams))
-            .collect(),
-        Some(ids) => {
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(cam) = c.app.store.camera(&id).await? {
-                    out.push(CameraView::with_state(&cam, &c.app.streams));
-                }
-            }
-            out
-        }
-    };
+    let cams: Vec<CameraView> = c
+        .visible_cameras(Action::Watch)
+        .await?
+        .iter()
+        .map(|cam| CameraView::with_state(cam, &c.app.streams))
+        .collect();
     Ok(response::ok(&json!({ "cameras": cams })))
 }
 
@@ -43,7 +29,7 @@ pub async fn get(c: Ctx) -> Result<Response<Body>> {
 }
 
 pub async fn create(c: Ctx) -> Result<Response<Body>> {
-    authorize(c.app.store.as_ref(), c.user()?, Action::ManageCameras, None).await?;
+    c.authorize(Action::ManageCameras, None).await?;
     let req: CameraRequest = c.json()?;
     let cam = c.app.cameras.add(req).await?;
     Ok(response::json(201, &CameraView::from(&cam)))

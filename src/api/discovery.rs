@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::response::{self, Body};
 use super::Ctx;
-use crate::auth::{authorize, Action};
+use crate::auth::Action;
 use crate::discovery::{Login, Range};
 use crate::error::{Error, Result};
 
@@ -65,7 +65,7 @@ async fn run(c: &Ctx, req: DiscoverRequest) -> Result<Response<Body>> {
 }
 
 pub async fn get(c: Ctx) -> Result<Response<Body>> {
-    authorize(c.app.store.as_ref(), c.user()?, Action::ManageCameras, None).await?;
+    c.authorize(Action::ManageCameras, None).await?;
     let credentials = match c.query_param("credentials").filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => {
@@ -87,7 +87,7 @@ pub async fn get(c: Ctx) -> Result<Response<Body>> {
 }
 
 pub async fn post(c: Ctx) -> Result<Response<Body>> {
-    authorize(c.app.store.as_ref(), c.user()?, Action::ManageCameras, None).await?;
+    c.authorize(Action::ManageCameras, None).await?;
     let req: DiscoverRequest = c.json()?;
     run(&c, req).await
 }

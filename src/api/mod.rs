@@ -32,9 +32,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use tracing::error;
 
-use crate::auth::jwt::{Claims, Tokens};
+use crate::auth::jwt::{Claims, PlayerScope, Tokens};
 use crate::auth::limiter::LoginLimiter;
 use crate::auth::password::Passwords;
+use crate::auth::Action;
 use crate::camera::seal::Sealer;
 use crate::clock::Clock;
 use crate::config::{Config, MAX_BODY_BYTES};
@@ -75,6 +76,13 @@ pub struct App {
     pub tasks: Arc<crate::system::tasks::Tasks>,
 }
 
+impl App {
+    /// Whether the store answers (for `/health`).
+    pub async fn store_answers(&self) -> std::result::Result<(), crate::store::Error> {
+        self.store.ping().await
+    }
+}
+
 /// Who may call a route before the handler's own `authorize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -84,9 +92,10 @@ pub enum Access {
     Optional,
     /// A valid, unrevoked token of an existing user is required.
     Token,
-    /// A login token in `Authorization`, or a player token for the camera of the path's
-    /// first parameter in the `t` query parameter (players that cannot send headers).
-    Player,
+    /// A login token in `Authorization`, or in the `t` query parameter a player token for
+    /// the camera or recording (the scope) named by the path's first parameter (players that
+    /// cannot send headers).
+    Player(PlayerScope),
 }
 
 /// What a handler gets: the app, path parameters, query, headers, body and caller.
@@ -121,10 +130,29 @@ impl<T> Placed<T> {
 }
 
 impl Ctx {
+    /// The caller, if it may do `action` (on `camera`, for an action on one camera): the one
+    /// permission check, [`crate::auth::authorize`], for every handler.
+    pub async fn authorize(&self, action: Action, camera: Option<&str>) -> Result<&User> {
+        let user = self.user()?;
+        crate::auth::authorize(self.app.store.as_ref(), user, action, camera).await?;
+        Ok(user)
+    }
+
+    /// Ids of the cameras the caller may act on with `action`, `None` meaning all of them.
+    pub async fn visible_camera_ids(&self, action: Action) -> Result<Option<Vec<String>>> {
+        crate::auth::visible_cameras(self.app.store.as_ref(), self.user()?, action).await
+    }
+
+    /// The cameras the caller may act on with `action`.
+    pub async fn visible_cameras(&self, action: Action) -> Result<Vec<Camera>> {
+        let ids = self.visible_camera_ids(action).await?;
+        self.app.cameras.list(ids).await
+    }
+
     /// Camera `id`, if the caller may act on it with `action` (403 before 404 for
     /// non-admins, through the one permission check).
-    pub async fn camera(&self, id: &str, action: crate::auth::Action) -> Result<Camera> {
-        crate::auth::authorize(self.app.store.as_ref(), self.user()?, action, Some(id)).await?;
+    pub async fn camera(&self, id: &str, action: Action) -> Result<Camera> {
+        self.authorize(action, Some(id)).await?;
         self.app.store.camera(id).await?.ok_or_else(|| {
             Error::not_found(format!(
                 "camera {} not found",
@@ -135,11 +163,7 @@ impl Ctx {
 
     /// [`Ctx::camera`], if this node serves it; else the redirect to its node (503 when
     /// that node is down).
-    pub async fn camera_here(
-        &self,
-        id: &str,
-        action: crate::auth::Action,
-    ) -> Result<Placed<Camera>> {
+    pub async fn camera_here(&self, id: &str, action: Action) -> Result<Placed<Camera>> {
         let cam = self.camera(id, action).await?;
         let redirect = self.on_node(&cam.node, &format!("camera {id}")).await?;
         Ok(Placed::new(cam, redirect))
@@ -173,12 +197,16 @@ impl Ctx {
 
     /// A query parameter, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        let q = self.query.as_deref()?;
-        q.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k)? == name).then(|| percent_decode(&v.replace('+', " ")))?
-        })
+        query_value(self.query.as_deref(), name)
     }
+}
+
+/// Parameter `name` of a query string, percent-decoded (`+` is a space); the first if repeated.
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k)? == name).then(|| percent_decode(&v.replace('+', " ")))?
+    })
 }
 
 type Handler = fn(Ctx) -> BoxFuture<'static, Result<Response<Body>>>;
@@ -192,6 +220,14 @@ pub struct Route {
 }
 
 macro_rules! route {
+    ($m:ident $path:literal Player($scope:ident) $h:path) => {
+        Route {
+            method: Method::$m,
+            path: $path,
+            access: Access::Player(PlayerScope::$scope),
+            handler: |c| Box::pin($h(c)),
+        }
+    };
     ($m:ident $path:literal $access:ident $h:path) => {
         Route {
             method: Method::$m,
@@ -229,13 +265,13 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/cameras/stream/{}" Token streams::start),
     route!(DELETE "/api/cameras/stream/{}" Token streams::stop),
     route!(POST "/api/cameras/streams/batch" Token streams::batch),
-    route!(GET "/api/cameras/streams/{}/{}" Player streams::file),
+    route!(GET "/api/cameras/streams/{}/{}" Player(Camera) streams::file),
     route!(POST "/api/nvr/record/{}" Token nvr::start),
     route!(DELETE "/api/nvr/record/{}" Token nvr::stop),
     route!(POST "/api/nvr/records/batch" Token nvr::batch),
     route!(GET "/api/nvr/status/{}" Token nvr::status),
     route!(GET "/api/nvr/recordings" Token nvr::list),
-    route!(GET "/api/nvr/recordings/{}/download" Player nvr::download),
+    route!(GET "/api/nvr/recordings/{}/download" Player(Recording) nvr::download),
     route!(DELETE "/api/nvr/recordings/{}" Token nvr::delete),
 ];
 
@@ -346,6 +382,31 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<(User, Cl
             Ok(Some((user, claims)))
         }
         Session::Revoked => Err(Error::unauthorized("token has been revoked")),
+        Session::NoUser => Err(Error::unauthorized("the token's user no longer exists")),
+    }
+}
+
+/// The user behind player token `token`, if it opens the camera or recording `id`; cached
+/// with what it was checked for, like a login.
+async fn player(app: &App, scope: PlayerScope, id: &str, token: &str) -> Result<User> {
+    let key = format!("{}\n{token}", scope.claim(id));
+    if let Some(g) = app.grants.get(&key, app.clock.now().timestamp()) {
+        return Ok(g.user);
+    }
+    let epoch = app.grants.epoch();
+    let pc = app.tokens.verify_player(token, scope, id)?;
+    let uid = pc
+        .sub
+        .parse()
+        .map_err(|_| Error::unauthorized("invalid player token"))?;
+    match app.store.session(uid, &pc.sid, pc.gen).await? {
+        Session::Active(u) => {
+            app.grants.put(key, epoch, u.clone(), None, pc.exp);
+            Ok(u)
+        }
+        Session::Revoked => Err(Error::unauthorized(
+            "the login behind this player token has ended",
+        )),
         Session::NoUser => Err(Error::unauthorized("the token's user no longer exists")),
     }
 }
@@ -586,49 +647,16 @@ async fn dispatch(
 ) -> Result<Response<Body>> {
     let (user, claims) = match route.access {
         Access::Public => (None, None),
-        Access::Player if !headers.contains_key(AUTHORIZATION) => {
-            let token = query
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("t=")))
-                .ok_or_else(|| {
-                    Error::unauthorized(
-                        "authentication required: send 'Authorization: Bearer <token>' or use the hls_url",
-                    )
-                })?;
-            // what the token must be for: the camera of an HLS path, or one recording
-            let first = params.first().map(String::as_str).unwrap_or("");
-            let scope = if route.path.starts_with("/api/nvr/recordings/") {
-                format!("rec/{first}")
-            } else {
-                first.to_string()
-            };
-            // a player token is cached with what it was checked for
-            let key = format!("{scope}\n{token}");
-            if let Some(g) = app.grants.get(&key, app.clock.now().timestamp()) {
-                (Some(g.user), None)
-            } else {
-                let epoch = app.grants.epoch();
-                let pc = app.tokens.verify_player(token, &scope)?;
-                let uid = pc
-                    .sub
-                    .parse()
-                    .map_err(|_| Error::unauthorized("invalid player token"))?;
-                match app.store.session(uid, &pc.sid, pc.gen).await? {
-                    Session::Active(u) => {
-                        app.grants.put(key, epoch, u.clone(), None, pc.exp);
-                        (Some(u), None)
-                    }
-                    Session::Revoked => {
-                        return Err(Error::unauthorized(
-                            "the login behind this player token has ended",
-                        ))
-                    }
-                    Session::NoUser => {
-                        return Err(Error::unauthorized("the token's user no longer exists"))
-                    }
-                }
-            }
+        Access::Player(scope) if !headers.contains_key(AUTHORIZATION) => {
+            let token = query_value(query, "t").ok_or_else(|| {
+                Error::unauthorized(
+                    "authentication required: send 'Authorization: Bearer <token>' or use the hls_url",
+                )
+            })?;
+            let id = params.first().map(String::as_str).unwrap_or("");
+            (Some(player(&app, scope, id, &token).await?), None)
         }
-        Access::Optional | Access::Token | Access::Player => {
+        Access::Optional | Access::Token | Access::Player(_) => {
             match authenticate(&app, &headers).await? {
                 Some((u, c)) => (Some(u), Some(c)),
                 None if route.access != Access::Optional => {
@@ -672,6 +700,109 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["code"], "internal_error");
         assert_eq!(v["error"], "internal error");
+    }
+
+    /// Requests as clients send them, and what the one decode makes of them: the route, its
+    /// parameters (percent-decoded once) and who may call it.
+    #[test]
+    fn the_route_table_decodes_each_request_once() {
+        use PlayerScope::*;
+        let table: &[(Method, &str, &str, &[&str], Access)] = &[
+            (Method::GET, "/health", "/health", &[], Access::Public),
+            (Method::HEAD, "/health", "/health", &[], Access::Public),
+            (
+                Method::GET,
+                "/api/cameras/list/",
+                "/api/cameras/list",
+                &[],
+                Access::Token,
+            ),
+            (
+                Method::POST,
+                "/api/auth/register",
+                "/api/auth/register",
+                &[],
+                Access::Optional,
+            ),
+            (
+                Method::GET,
+                "/api/cameras/10.0.0.5-ch2",
+                "/api/cameras/{}",
+                &["10.0.0.5-ch2"],
+                Access::Token,
+            ),
+            (
+                Method::GET,
+                "/api/cameras/fe80%3A%3A1",
+                "/api/cameras/{}",
+                &["fe80::1"],
+                Access::Token,
+            ),
+            (
+                Method::GET,
+                "/api/cameras/streams/cam%201/part3.1.m4s",
+                "/api/cameras/streams/{}/{}",
+                &["cam 1", "part3.1.m4s"],
+                Access::Player(Camera),
+            ),
+            (
+                Method::GET,
+                "/api/nvr/recordings/42/download",
+                "/api/nvr/recordings/{}/download",
+                &["42"],
+                Access::Player(Recording),
+            ),
+            (
+                Method::DELETE,
+                "/api/nvr/recordings/42",
+                "/api/nvr/recordings/{}",
+                &["42"],
+                Access::Token,
+            ),
+            (
+                Method::DELETE,
+                "/api/users/3/cameras/a%2Fb",
+                "/api/users/{}/cameras/{}",
+                &["3", "a/b"],
+                Access::Token,
+            ),
+        ];
+        for (method, path, pattern, params, access) in table {
+            match find(method, path) {
+                Found::Route(r, p) => {
+                    assert_eq!((r.path, r.access), (*pattern, *access), "{method} {path}");
+                    assert_eq!(p, params.to_vec(), "{method} {path}");
+                }
+                _ => panic!("{method} {path}: no route"),
+            }
+        }
+        // not routes: an empty or badly escaped parameter, an unknown path
+        for path in [
+            "/api/cameras/%zz",
+            "/api/users//cameras/x",
+            "/api/cameras/streams/a",
+            "/",
+        ] {
+            assert!(matches!(find(&Method::GET, path), Found::Nothing), "{path}");
+        }
+        // each player scope names what its tokens are issued for
+        assert_eq!(Camera.claim("10.0.0.5"), "10.0.0.5");
+        assert_eq!(Recording.claim("42"), "rec/42");
+    }
+
+    #[test]
+    fn query_values_are_decoded_once() {
+        assert_eq!(
+            query_value(Some("t=a.b-c_d&x=1"), "t").as_deref(),
+            Some("a.b-c_d")
+        );
+        assert_eq!(
+            query_value(Some("a=1&camera_ip=10.0.0.1%2Dch2"), "camera_ip").as_deref(),
+            Some("10.0.0.1-ch2")
+        );
+        assert_eq!(query_value(Some("q=a+b"), "q").as_deref(), Some("a b"));
+        assert_eq!(query_value(Some("tt=1"), "t"), None);
+        assert_eq!(query_value(None, "t"), None);
     }
 
     #[test]

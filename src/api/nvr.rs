@@ -18,7 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::response::{self, Body};
 use super::{Ctx, Placed};
-use crate::auth::{authorize, recording_limit, visible_cameras, Action};
+use crate::auth::jwt::PlayerScope;
+use crate::auth::{recording_limit, Action};
 use crate::error::{Error, Kind, Result};
 use crate::media::ingest::Source;
 use crate::store::{Recording, RecordingFilter};
@@ -192,14 +193,12 @@ fn count(c: &Ctx, name: &str, default: usize, max: usize) -> Result<usize> {
 const MAX_OFFSET: usize = 10_000;
 
 pub async fn list(c: Ctx) -> Result<Response<Body>> {
-    let user = c.user()?;
-    let store = c.app.store.as_ref();
     let camera_ids = match c.query_param("camera_ip").filter(|v| !v.is_empty()) {
         Some(cam) => {
-            authorize(store, user, Action::ViewRecordings, Some(&cam)).await?;
+            c.authorize(Action::ViewRecordings, Some(&cam)).await?;
             Some(vec![cam])
         }
-        None => visible_cameras(store, user, Action::ViewRecordings).await?,
+        None => c.visible_camera_ids(Action::ViewRecordings).await?,
     };
     let mut until = when("end_date", c.query_param("end_date"))?;
     if let (Some(u), Some(v)) = (until, c.query_param("end_date")) {
@@ -215,14 +214,15 @@ pub async fn list(c: Ctx) -> Result<Response<Body>> {
         limit: count(&c, "limit", 100, MAX_LIMIT)?,
         offset: count(&c, "offset", 0, MAX_OFFSET)?,
     };
-    let rows = store.recordings(&filter).await?;
+    let rows = c.app.recordings.list(&filter).await?;
     let mut list = Vec::with_capacity(rows.len());
     for r in &rows {
         let mut v = view(r);
         if let Some(claims) = &c.claims {
             let t = c.app.tokens.issue_player(
                 claims,
-                &format!("rec/{}", r.id),
+                PlayerScope::Recording,
+                &r.id.to_string(),
                 Some(DOWNLOAD_TTL_SECS),
             )?;
             v["download_url"] = json!(format!("/api/nvr/recordings/{}/download?t={t}", r.id));
@@ -243,8 +243,7 @@ async fn recording_for(c: &Ctx, action: Action) -> Result<Placed<Recording>> {
         ))
     };
     let id: i64 = raw.parse().map_err(|_| nf())?;
-    let r = c.app.store.recording(id).await?;
-    let user = c.user()?;
+    let r = c.app.recordings.get(id).await?;
     // a non-admin refused gets one answer whether the recording exists or not, naming no camera
     let hidden = |e: Error| match e.kind {
         crate::error::Kind::Forbidden => Error::forbidden(format!(
@@ -255,7 +254,7 @@ async fn recording_for(c: &Ctx, action: Action) -> Result<Placed<Recording>> {
     };
     match r {
         Some(r) => {
-            authorize(c.app.store.as_ref(), user, action, Some(&r.camera_id))
+            c.authorize(action, Some(&r.camera_id))
                 .await
                 .map_err(hidden)?;
             // the file is on the disk of the node that wrote it
@@ -263,9 +262,7 @@ async fn recording_for(c: &Ctx, action: Action) -> Result<Placed<Recording>> {
             Ok(Placed::new(r, redirect))
         }
         None => {
-            authorize(c.app.store.as_ref(), user, action, Some(""))
-                .await
-                .map_err(hidden)?;
+            c.authorize(action, Some("")).await.map_err(hidden)?;
             Err(nf())
         }
     }

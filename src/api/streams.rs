@@ -14,7 +14,8 @@ use serde_json::json;
 
 use super::response::{self, Body};
 use super::{Ctx, Placed};
-use crate::auth::{authorize, Action};
+use crate::auth::jwt::PlayerScope;
+use crate::auth::Action;
 use crate::error::{Error, Result};
 use crate::media::ingest::Source;
 
@@ -40,7 +41,10 @@ async fn start_one(c: &Ctx, id: &str) -> Result<Placed<serde_json::Value>> {
         .claims
         .as_ref()
         .ok_or_else(|| Error::unauthorized("a login token is required"))?;
-    let token = c.app.tokens.issue_player(claims, &cam.id, None)?;
+    let token = c
+        .app
+        .tokens
+        .issue_player(claims, PlayerScope::Camera, &cam.id, None)?;
     let path = format!("/api/cameras/streams/{}/index.m3u8?t={token}", cam.id);
     let hls_url = match c.headers.get(HOST).and_then(|h| h.to_str().ok()) {
         Some(host) => {
@@ -130,7 +134,7 @@ pub async fn file(c: Ctx) -> Result<Response<Body>> {
     let (id, name) = (c.param(0), c.param(1));
     let live = match c.app.streams.get(id) {
         Some(live) => {
-            authorize(c.app.store.as_ref(), c.user()?, Action::Watch, Some(id)).await?;
+            c.authorize(Action::Watch, Some(id)).await?;
             live
         }
         None => {

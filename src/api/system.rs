@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::response::{self, Body};
 use super::Ctx;
-use crate::auth::{authorize, visible_cameras, Action};
+use crate::auth::Action;
 use crate::error::{Error, Result};
 use crate::store::Role;
 
@@ -25,7 +25,7 @@ fn writable(dir: &Path) -> std::result::Result<(), String> {
 }
 
 pub async fn health(c: Ctx) -> Result<Response<Body>> {
-    if let Err(e) = c.app.store.ping().await {
+    if let Err(e) = c.app.store_answers().await {
         return Err(Error::unavailable(format!(
             "the store does not answer: {}",
             e.message
@@ -42,19 +42,8 @@ pub async fn health(c: Ctx) -> Result<Response<Body>> {
 }
 
 pub async fn stats(c: Ctx) -> Result<Response<Body>> {
-    let user = c.user()?;
-    let store = c.app.store.as_ref();
-    authorize(store, user, Action::ViewStats, None).await?;
-    let cams = match visible_cameras(store, user, Action::Watch).await? {
-        None => store.cameras().await?,
-        Some(ids) => {
-            let mut v = Vec::new();
-            for id in ids {
-                v.extend(store.camera(&id).await?);
-            }
-            v
-        }
-    };
+    let user = c.authorize(Action::ViewStats, None).await?;
+    let cams = c.visible_cameras(Action::Watch).await?;
     let c_state = |cam: &crate::store::Camera| c.app.streams.state(&cam.id);
     let sessions = |cam: &crate::store::Camera| c.app.streams.sessions(&cam.id);
     let detail: Vec<_> = cams
@@ -109,7 +98,7 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
         "disk": { "data_dir": disk(&c.app.config.data_dir) },
     });
     if user.role == Role::Admin {
-        body["users"] = json!(store.count_users().await?);
+        body["users"] = json!(c.app.users.count().await?);
     }
     Ok(response::ok(&body))
 }
@@ -117,9 +106,9 @@ pub async fn stats(c: Ctx) -> Result<Response<Body>> {
 /// `GET /api/nodes` (admins): every box that shares this store, its last heartbeat, and the
 /// cameras it owns, pulls and records.
 pub async fn nodes(c: Ctx) -> Result<Response<Body>> {
-    authorize(c.app.store.as_ref(), c.user()?, Action::ManageCameras, None).await?;
-    let nodes = c.app.store.nodes().await?;
-    let cams = c.app.store.cameras().await?;
+    c.authorize(Action::ManageCameras, None).await?;
+    let nodes = c.app.fleet.nodes().await?;
+    let cams = c.app.cameras.list(None).await?;
     let stale = c.app.fleet.stale.as_secs_f64();
     let list: Vec<_> = nodes
         .iter()

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::response::{self, Body};
 use super::Ctx;
-use crate::auth::{authorize, Action};
+use crate::auth::Action;
 use crate::error::{Error, Result};
 use crate::store::Role;
 use tracing::info;
@@ -18,7 +18,7 @@ const MAX_ASSIGN: usize = 1024;
 
 /// Checks the caller is allowed to manage users.
 async fn admin(c: &Ctx) -> Result<()> {
-    authorize(c.app.store.as_ref(), c.user()?, Action::ManageUsers, None).await
+    c.authorize(Action::ManageUsers, None).await.map(|_| ())
 }
 
 /// Checks the caller is allowed to manage users and returns the `{}` user id.

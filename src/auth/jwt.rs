@@ -55,6 +55,25 @@ pub struct PlayerClaims {
 
 const PLAYER_TYP: &str = "hls";
 
+/// What a player token opens (players that cannot send headers carry it in `?t=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayerScope {
+    /// One camera's live playlist and parts.
+    Camera,
+    /// One recording's download.
+    Recording,
+}
+
+impl PlayerScope {
+    /// The token's claim for camera or recording `id`: the camera id, or `rec/<id>`.
+    pub fn claim(self, id: &str) -> String {
+        match self {
+            PlayerScope::Camera => id.to_string(),
+            PlayerScope::Recording => format!("rec/{id}"),
+        }
+    }
+}
+
 /// Issues and verifies tokens.
 #[derive(Clone)]
 pub struct Tokens {
@@ -97,13 +116,13 @@ impl Tokens {
         Ok((token, claims))
     }
 
-    /// A player token for `scope` (a camera id for its HLS files, `rec/<id>` for one
-    /// recording's download), bound to the login token `login`, expiring with it or after
-    /// `ttl_secs`, whichever comes first.
+    /// A player token for the camera or recording `id`, bound to the login token `login`,
+    /// expiring with it or after `ttl_secs`, whichever comes first.
     pub fn issue_player(
         &self,
         login: &Claims,
-        scope: &str,
+        scope: PlayerScope,
+        id: &str,
         ttl_secs: Option<i64>,
     ) -> Result<String> {
         let exp = ttl_secs.map_or(login.exp, |t| {
@@ -111,7 +130,7 @@ impl Tokens {
         });
         let claims = PlayerClaims {
             sub: login.sub.clone(),
-            cam: scope.to_string(),
+            cam: scope.claim(id),
             sid: login.jti.clone(),
             exp,
             typ: PLAYER_TYP.to_string(),
@@ -121,16 +140,16 @@ impl Tokens {
             .map_err(|e| Error::internal(format!("cannot sign a token: {e}")))
     }
 
-    /// Checks a player token for `camera`. A login token is not a player token, and a player
-    /// token is not a login token (their claims differ).
-    pub fn verify_player(&self, token: &str, camera: &str) -> Result<PlayerClaims> {
+    /// Checks a player token for the camera or recording `id`. A login token is not a player
+    /// token, and a player token is not a login token (their claims differ).
+    pub fn verify_player(&self, token: &str, scope: PlayerScope, id: &str) -> Result<PlayerClaims> {
         let mut v = Validation::new(self.alg);
         v.validate_exp = false;
         v.set_required_spec_claims(&["exp", "sub"]);
         let c = jsonwebtoken::decode::<PlayerClaims>(token, &self.dec, &v)
             .map_err(|_| Error::unauthorized("invalid player token"))?
             .claims;
-        if c.typ != PLAYER_TYP || c.cam != camera {
+        if c.typ != PLAYER_TYP || c.cam != scope.claim(id) {
             return Err(Error::unauthorized(
                 "this player token is not for this camera",
             ));

@@ -423,6 +423,16 @@ impl Recordings {
         Ok(id)
     }
 
+    /// Recording `id`'s row.
+    pub async fn get(&self, id: i64) -> Result<Option<crate::store::Recording>> {
+        Ok(self.store.recording(id).await?)
+    }
+
+    /// The rows `filter` selects, newest first.
+    pub async fn list(&self, filter: &RecordingFilter) -> Result<Vec<crate::store::Recording>> {
+        Ok(self.store.recordings(filter).await?)
+    }
+
     /// Deletes a finished recording: its row, then its file.
     pub async fn delete(&self, r: &crate::store::Recording) -> Result<()> {
         self.store.delete_recording(r.id).await?;

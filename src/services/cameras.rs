@@ -102,6 +102,18 @@ pub struct Cameras {
 }
 
 impl Cameras {
+    /// The cameras with these ids (those that exist), or every camera for `None`.
+    pub async fn list(&self, ids: Option<Vec<String>>) -> Result<Vec<Camera>> {
+        let Some(ids) = ids else {
+            return Ok(self.store.cameras().await?);
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.store.camera(&id).await?);
+        }
+        Ok(out)
+    }
+
     /// Adds a camera. With only its address (and channel), a device a discovery scan found
     /// within `CACHE_TTL` gets the brand, port, stream URL and credentials the scan found.
     pub async fn add(&self, mut req: CameraRequest) -> Result<Camera> {

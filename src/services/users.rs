@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::cameras::{CameraRequest, Cameras};
 use crate::auth::password::Passwords;
 use crate::error::{Error, Result};
-use crate::store::{DynStore, Role, User};
+use crate::store::{CreateMode, DynStore, NewUser, Role, User};
 
 pub struct Users {
     pub store: DynStore,
@@ -22,6 +22,51 @@ fn not_found(id: i64) -> Error {
 }
 
 impl Users {
+    /// The user named `username` and their password hash (for a login).
+    pub async fn credentials(&self, username: &str) -> Result<Option<(User, String)>> {
+        Ok(self.store.user_credentials(username).await?)
+    }
+
+    /// The generation a new token of user `id` carries (a password change moves it on).
+    pub async fn token_generation(&self, id: i64) -> Result<i64> {
+        Ok(self.store.token_generation(id).await?)
+    }
+
+    /// Sets user `id`'s password (already checked against the rules), ending every session;
+    /// the generation new tokens carry.
+    pub async fn set_password(&self, id: i64, password: &str) -> Result<i64> {
+        let hash = self.passwords.hash(password).await?;
+        Ok(self.store.set_password(id, &hash).await?)
+    }
+
+    /// Creates a user (the password already checked against the rules). `FirstUser` succeeds
+    /// only while there is none: the loser of a race gets a `Forbidden`.
+    pub async fn create(
+        &self,
+        username: String,
+        password: &str,
+        role: Role,
+        mode: CreateMode,
+    ) -> Result<User> {
+        let password_hash = self.passwords.hash(password).await?;
+        let new = NewUser {
+            username,
+            password_hash,
+            role,
+        };
+        Ok(self.store.create_user(new, mode).await?)
+    }
+
+    /// Ends one session (a logout): token `jti` is refused until it would have expired.
+    pub async fn revoke(&self, jti: &str, expires: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        Ok(self.store.revoke_token(jti, expires).await?)
+    }
+
+    /// How many users there are (none: the first to register becomes admin).
+    pub async fn count(&self) -> Result<u64> {
+        Ok(self.store.count_users().await?)
+    }
+
     pub async fn list(&self) -> Result<Vec<User>> {
         Ok(self.store.users().await?)
     }
@@ -44,8 +89,7 @@ impl Users {
             None => self.store.user(id).await?.ok_or_else(|| not_found(id))?,
         };
         if let Some(pw) = password {
-            let hash = self.passwords.hash(pw).await?;
-            self.store.set_password(id, &hash).await?;
+            self.set_password(id, pw).await?;
         }
         Ok(user)
     }
