@@ -303,7 +303,7 @@ pub async fn run(config: Config) -> std::result::Result<(), StartError> {
     // a second box with this NODE_NAME must not start (it would record the same cameras)
     app.fleet.join().await?;
     app.fleet.claim().await?;
-    app.recordings.recover().await?;
+    app.recordings.recover().await.map_err(Error::from)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(%addr, "listening on {scheme}://{addr}");
     // store open, crash recovery done, listener bound: ready

@@ -429,8 +429,8 @@ impl Fleet {
         }
         match self.h.recordings.resume(&self.h.sealer, cam).await {
             Ok(()) => Ok(true),
-            Err(e) if e.kind == Kind::Conflict => Ok(false),
-            Err(e) => Err(e),
+            Err(crate::media::error::Error::Busy(_)) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 

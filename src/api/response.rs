@@ -6,8 +6,28 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::fleet::Redirect;
+use crate::media::error::Error as MediaError;
+
+/// Media's errors as a client sees them: the kind decides the status, the sentence (with its
+/// causes) is the message.
+impl From<MediaError> for Error {
+    fn from(e: MediaError) -> Error {
+        let kind = match e {
+            MediaError::Camera(e) => return e,
+            MediaError::Store(e) => return e.into(),
+            MediaError::Invalid(_) => Kind::BadRequest,
+            MediaError::NotFound(_) => Kind::NotFound,
+            MediaError::NotReady(_) => Kind::Unavailable,
+            MediaError::Busy(_) => Kind::Conflict,
+            MediaError::Limit(_) => Kind::TooManyRequests,
+            MediaError::DiskFull(_) | MediaError::NoStorage { .. } => Kind::InsufficientStorage,
+            MediaError::Io { .. } | MediaError::Task { .. } => Kind::Internal,
+        };
+        Error::new(kind, e.chain())
+    }
+}
 
 /// Every response body: whole buffers now, streamed files later.
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -90,4 +110,75 @@ pub fn method_not_allowed(path: &str, allowed: &[&str]) -> Response<Body> {
         r.headers_mut().insert(ALLOW, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Media says what happened; the edge alone picks the status, and the cause stays in the
+    /// sentence (and in `source()` for a log).
+    #[test]
+    fn media_errors_become_statuses_at_the_edge_with_their_cause() {
+        let io = || std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+        let cases: Vec<(MediaError, u16, &str)> = vec![
+            (
+                MediaError::Invalid("_HLS_part needs _HLS_msn".into()),
+                400,
+                "_HLS_part needs _HLS_msn",
+            ),
+            (
+                MediaError::NotFound("camera c is not recording".into()),
+                404,
+                "camera c is not recording",
+            ),
+            (MediaError::NotReady("not yet".into()), 503, "not yet"),
+            (
+                MediaError::Busy("camera c is already recording".into()),
+                409,
+                "camera c is already recording",
+            ),
+            (
+                MediaError::Limit("the limit (MAX_STREAMS) is 2".into()),
+                429,
+                "the limit (MAX_STREAMS) is 2",
+            ),
+            (
+                MediaError::DiskFull("only 1 MiB free".into()),
+                507,
+                "only 1 MiB free",
+            ),
+            (
+                MediaError::NoStorage {
+                    context: "cannot write /r/a.mp4".into(),
+                    source: io(),
+                },
+                507,
+                "cannot write /r/a.mp4: No space left on device",
+            ),
+            (
+                MediaError::io("fdatasync /r/a.mp4", io()),
+                500,
+                "fdatasync /r/a.mp4: No space left on device",
+            ),
+            (
+                MediaError::Store(crate::store::Error::failed("cannot read recording 7", io())),
+                500,
+                "cannot read recording 7: No space left on device",
+            ),
+            (
+                MediaError::Camera(Error::bad_request("unusable URL")),
+                400,
+                "unusable URL",
+            ),
+        ];
+        for (e, status, message) in cases {
+            if let MediaError::Io { .. } | MediaError::NoStorage { .. } = &e {
+                let cause = std::error::Error::source(&e).map(|c| c.to_string());
+                assert_eq!(cause.as_deref(), Some("No space left on device"));
+            }
+            let api = Error::from(e);
+            assert_eq!((api.kind.status(), api.message.as_str()), (status, message));
+        }
+    }
 }

@@ -44,11 +44,11 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::watch;
 
+use super::error::{Error, Result};
 use super::fmp4::{self, TrackKind};
 use super::frame::{Event, Frame, Tracks};
 use super::mux::{Muxed, Muxer};
 use super::segbuf::{Pool, SegmentBuffer, POOL};
-use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy)]
 pub struct HlsConfig {
@@ -538,7 +538,7 @@ impl Hls {
         query: &str,
     ) -> Result<String> {
         if part.is_some() && msn.is_none() {
-            return Err(Error::bad_request("_HLS_part needs _HLS_msn"));
+            return Err(Error::Invalid("_HLS_part needs _HLS_msn".into()));
         }
         let ll = self.cfg.low_latency;
         if !self
@@ -558,14 +558,14 @@ impl Hls {
             })
             .await
         {
-            return Err(Error::unavailable(
-                "the camera has not produced a segment yet; retry",
+            return Err(Error::NotReady(
+                "the camera has not produced a segment yet; retry".into(),
             ));
         }
         if let (Some(m), true) = (msn, self.cfg.low_latency) {
             let next = self.lock().next_msn;
             if m > next + 1 {
-                return Err(Error::bad_request(format!(
+                return Err(Error::Invalid(format!(
                     "_HLS_msn={m} is too far ahead of the live edge ({next})"
                 )));
             }
@@ -685,7 +685,7 @@ impl Hls {
     /// A file of the window by name: `init-<g>.mp4`, `seg<msn>.m4s`, `part<msn>.<i>.m4s`.
     /// Anything else is 404. The part the preload hint names is awaited (bounded).
     pub async fn file(&self, name: &str) -> Result<HlsFile> {
-        let nf = || Error::not_found(format!("{name} is not in the live window"));
+        let nf = || Error::NotFound(format!("{name} is not in the live window"));
         let num = |s: &str| -> Option<u64> {
             (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| s.parse().ok())?
@@ -1077,7 +1077,7 @@ mod tests {
         assert!(h.ready());
         let next = h.lock().next_msn;
         let e = h.playlist(Some(next + 5), None, "").await.unwrap_err();
-        assert_eq!(e.kind, crate::error::Kind::BadRequest);
+        assert!(matches!(e, crate::media::error::Error::Invalid(_)), "{e}");
         let waiter = {
             let h = h.clone();
             tokio::spawn(async move { h.playlist(Some(next), Some(1), "").await })

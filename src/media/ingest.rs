@@ -100,10 +100,13 @@ impl Source {
     pub fn of(
         sealer: &crate::camera::seal::Sealer,
         cam: &crate::store::Camera,
-    ) -> crate::error::Result<Source> {
+    ) -> super::error::Result<Source> {
         let url = sealer.open(&cam.id, &cam.rtsp_url_sealed)?;
         let (bare, credentials) = crate::camera::url::split_credentials(&url).ok_or_else(|| {
-            crate::error::Error::internal(format!("camera {} has an unusable RTSP URL", cam.id))
+            super::error::Error::Camera(crate::error::Error::internal(format!(
+                "camera {} has an unusable RTSP URL",
+                cam.id
+            )))
         })?;
         Ok(Source {
             camera: cam.id.clone(),

@@ -21,10 +21,10 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::error::{Error, Result};
 use super::fmp4::{self, TrackKind};
 use super::frame::{Event, Tracks};
 use super::mux::Muxer;
-use crate::error::{Error, Result};
 use crate::store::{DynStore, NewRecording, Recording, RecordingEnd, RecordingStatus};
 
 /// Totals over every recording (benchmarks, `/stats`): frames taken from the camera, frames
@@ -107,7 +107,10 @@ struct File {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::internal(format!("file task failed: {e}")))
+        .map_err(|source| Error::Task {
+            context: "a recording's file task ended without an answer".into(),
+            source,
+        })
 }
 
 /// Writes every chunk with `writev`, resuming after partial writes.
@@ -171,10 +174,10 @@ impl File {
             .await?;
             if let Err(e) = written {
                 self.broken = true;
-                return Err(Error::new(
-                    crate::error::Kind::InsufficientStorage,
-                    format!("cannot write {}: {e}", self.path.display()),
-                ));
+                return Err(Error::NoStorage {
+                    context: format!("cannot write {}", self.path.display()),
+                    source: e,
+                });
             }
             self.bytes += len;
             self.written += m.duration;
@@ -193,7 +196,7 @@ impl File {
         let file = self.file.clone();
         blocking(move || file.sync_data())
             .await?
-            .map_err(|e| Error::internal(format!("fdatasync {}: {e}", self.path.display())))?;
+            .map_err(|e| Error::io(format!("fdatasync {}", self.path.display()), e))?;
         self.last_sync = Instant::now();
         Ok(())
     }
@@ -213,11 +216,9 @@ async fn open(
         None => relative_path(&plan.camera_id, wall),
     };
     let path = plan.root.join(&rel);
-    let fail = |e: std::io::Error| {
-        Error::new(
-            crate::error::Kind::InsufficientStorage,
-            format!("cannot create {}: {e}", path.display()),
-        )
+    let fail = |source: std::io::Error| Error::NoStorage {
+        context: format!("cannot create {}", path.display()),
+        source,
     };
     let init = fmp4::init_segment(&tracks.infos());
     let (p2, i2) = (path.clone(), init.clone());
@@ -274,7 +275,7 @@ async fn close(
     let flushed = f.write_fragment(true).await;
     let synced = f.sync().await;
     let note = match (&flushed, &synced, note) {
-        (Err(e), _, _) | (_, Err(e), _) => Some(e.message.clone()),
+        (Err(e), _, _) | (_, Err(e), _) => Some(e.chain()),
         (_, _, n) => n,
     };
     let row = store
@@ -372,8 +373,9 @@ pub async fn run(
             Ok(None) => {}
             Ok(Some(e)) => break e,
             Err(e) => {
-                warn!(camera = %plan.camera_id, error = %e, "recording failed");
-                break Ending::Stopped(e.message);
+                let why = e.chain();
+                warn!(camera = %plan.camera_id, error = %why, "recording failed");
+                break Ending::Stopped(why);
             }
         }
     };
@@ -383,7 +385,7 @@ pub async fn run(
             Ending::Stopped(why) => (RecordingStatus::Stopped, Some(why.clone())),
         };
         if let Err(e) = close(&store, f, status, note).await {
-            warn!(camera = %plan.camera_id, error = %e, "could not finish the recording row");
+            warn!(camera = %plan.camera_id, error = %e.chain(), "could not finish the recording row");
         }
     }
     if let Some(r) = reserved {
@@ -613,7 +615,7 @@ pub async fn recover(store: &DynStore, root: &Path, r: &Recording) -> Result<Rec
     let p2 = path.clone();
     let done = blocking(move || reconcile_file(&p2))
         .await?
-        .map_err(|e| Error::internal(format!("recovering {}: {e}", path.display())))?;
+        .map_err(|e| Error::io(format!("recovering {}", path.display()), e))?;
     let end = match done {
         Reconciled::Nothing => RecordingEnd {
             end_time: r.start_time,

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::error::{Error, Result};
 use super::ingest::Source;
 use super::recorder::{self, RecordingPlan};
 use super::streams::Streams;
 use crate::camera::seal::Sealer;
-use crate::error::{Error, Kind, Result};
 use crate::store::{Camera, CameraPatch, DynStore, NewRecording, RecordingFilter};
 use crate::system::tasks::Tasks;
 
@@ -148,7 +148,9 @@ impl Recordings {
                 Ok(r) => {
                     info!(recording = r.id, camera = %r.camera_id, status = r.status.as_str(), seconds = r.duration_sec, "recording reconciled after a crash")
                 }
-                Err(e) => warn!(recording = r.id, error = %e, "cannot reconcile a recording"),
+                Err(e) => {
+                    warn!(recording = r.id, error = %e.chain(), "cannot reconcile a recording")
+                }
             }
         }
         if !open.is_empty() {
@@ -234,7 +236,7 @@ impl Recordings {
             tasks.spawn("recording resume", async move {
                 let id = cam.id.clone();
                 if let Err(e) = me.resume(&sealer, cam).await {
-                    warn!(camera = %id, error = %e, "cannot resume recording");
+                    warn!(camera = %id, error = %e.chain(), "cannot resume recording");
                 }
             });
         }
@@ -269,38 +271,29 @@ impl Recordings {
     /// the user under `limit` (429), `RECORDINGS_DIR` there with `MIN_FREE_DISK_MB` free (507).
     fn admit(&self, camera: &str, user_id: Option<i64>, limit: Option<usize>) -> Result<()> {
         if let Some(id) = self.status(camera).map(|s| s.0) {
-            return Err(Error::conflict(format!(
+            return Err(Error::Busy(format!(
                 "camera {camera} is already recording (recording {id})"
             )));
         }
         if let (Some(limit), Some(u)) = (limit, user_id) {
             if self.count_for(u) >= limit {
-                return Err(Error::new(
-                    Kind::TooManyRequests,
-                    format!("you have {limit} recordings running, the limit (MAX_RECORDINGS_PER_USER) is {limit}"),
-                ));
+                return Err(Error::Limit(format!(
+                    "you have {limit} recordings running, the limit (MAX_RECORDINGS_PER_USER) is {limit}"
+                )));
             }
         }
-        std::fs::create_dir_all(&self.cfg.root).map_err(|e| {
-            Error::new(
-                Kind::InsufficientStorage,
-                format!(
-                    "cannot create RECORDINGS_DIR {}: {e}",
-                    self.cfg.root.display()
-                ),
-            )
+        std::fs::create_dir_all(&self.cfg.root).map_err(|source| Error::NoStorage {
+            context: format!("cannot create RECORDINGS_DIR {}", self.cfg.root.display()),
+            source,
         })?;
         let free = crate::system::host::free_bytes(&self.cfg.root).unwrap_or(u64::MAX);
         if free < self.cfg.min_free_bytes {
-            return Err(Error::new(
-                Kind::InsufficientStorage,
-                format!(
-                    "only {} MiB free under {}, below MIN_FREE_DISK_MB ({} MiB)",
-                    free / 1_048_576,
-                    self.cfg.root.display(),
-                    self.cfg.min_free_bytes / 1_048_576
-                ),
-            ));
+            return Err(Error::DiskFull(format!(
+                "only {} MiB free under {}, below MIN_FREE_DISK_MB ({} MiB)",
+                free / 1_048_576,
+                self.cfg.root.display(),
+                self.cfg.min_free_bytes / 1_048_576
+            )));
         }
         Ok(())
     }
@@ -410,9 +403,7 @@ impl Recordings {
             stop.send_replace(Some(
                 "another recording of this camera started first".into(),
             ));
-            return Err(Error::conflict(format!(
-                "camera {camera} is already recording"
-            )));
+            return Err(Error::Busy(format!("camera {camera} is already recording")));
         }
         let patch = CameraPatch {
             is_recording: Some(true),
@@ -510,7 +501,7 @@ impl Recordings {
             // start filling the root file system
             if self.cfg.root.is_dir() {
                 if let Err(e) = self.enforce().await {
-                    warn!(error = %e, "disk watcher failed");
+                    warn!(error = %e.chain(), "disk watcher failed");
                 }
             }
         }
@@ -521,7 +512,7 @@ impl Recordings {
         let map = self.map();
         let a = map
             .get(camera)
-            .ok_or_else(|| Error::not_found(format!("camera {camera} is not recording")))?;
+            .ok_or_else(|| Error::NotFound(format!("camera {camera} is not recording")))?;
         a.stop.send_replace(Some(why.to_string()));
         Ok(())
     }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::info;
 
+use super::error::{Error, Result};
 use super::fanout::Fanout;
 use super::hls::{Hls, HlsConfig};
 use super::ingest::{self, Source, State};
-use crate::error::{Error, Kind, Result};
 
 /// One camera being pulled.
 pub struct Live {
@@ -142,14 +142,11 @@ impl Streams {
             return Ok(l.clone());
         }
         if map.len() >= self.max {
-            return Err(Error::new(
-                Kind::TooManyRequests,
-                format!(
-                    "{} cameras are streaming, the limit (MAX_STREAMS) is {}",
-                    map.len(),
-                    self.max
-                ),
-            ));
+            return Err(Error::Limit(format!(
+                "{} cameras are streaming, the limit (MAX_STREAMS) is {}",
+                map.len(),
+                self.max
+            )));
         }
         let (stop, stop_rx) = watch::channel(false);
         let live = Arc::new(Live {
@@ -185,7 +182,7 @@ impl Streams {
         let mut map = self.map();
         let live = map
             .get(id)
-            .ok_or_else(|| Error::not_found(format!("camera {id} is not streaming")))?;
+            .ok_or_else(|| Error::NotFound(format!("camera {id} is not streaming")))?;
         if live.holds.load(Ordering::SeqCst) > 0 {
             return Ok(false);
         }
