@@ -26,11 +26,66 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use crate::camera::seal::Sealer;
-use crate::error::{Error, Kind, Result, StartError};
+use crate::error::StartError;
 use crate::media::recordings::Recordings;
 use crate::media::streams::Streams;
 use crate::store::{CameraPatch, DynStore, Node, NodeBeat, RecordingEnd, RecordingStatus};
 use crate::system::tasks::Tasks;
+
+/// What can go wrong in the fleet, in its own words; the API edge gives each a status (the
+/// cause kept), `main` an exit code (`NameTaken` at start is a setting to change).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A node named in a request that this database does not know.
+    #[error("{0}")]
+    UnknownNode(String),
+    /// A camera cannot be given to a node that is down.
+    #[error("{0}")]
+    TargetDown(String),
+    /// The node that serves something cannot be sent to now; `retry_after` in seconds.
+    #[error("{message}")]
+    OwnerUnreachable {
+        message: String,
+        retry_after: Option<u64>,
+    },
+    /// Another running box has this box's `NODE_NAME`.
+    #[error("{0}")]
+    NameTaken(String),
+    /// This box's instance id cannot be kept in `DATA_DIR`.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Media(#[from] crate::media::error::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The sentence with its causes, for a log line or a client.
+    pub fn chain(&self) -> String {
+        match self {
+            Error::Media(e) => e.chain(),
+            Error::Store(e) => e.chain(),
+            e => e.to_string(),
+        }
+    }
+}
+
+/// At start, a name another running box has is a setting to change (exit 78), not a failure.
+impl From<Error> for StartError {
+    fn from(e: Error) -> StartError {
+        match e {
+            Error::NameTaken(m) => StartError::Config(m),
+            e => StartError::Failed(e.into()),
+        }
+    }
+}
 
 /// A request for something another node serves goes there: `307` to `location`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +169,7 @@ impl Fleet {
             return Ok(name.to_string());
         }
         if !self.shared {
-            return Err(Error::bad_request(format!(
+            return Err(Error::UnknownNode(format!(
                 "unknown node '{name}': this box ({}) uses the embedded store and serves every camera itself",
                 self.me
             )));
@@ -122,14 +177,11 @@ impl Fleet {
         let nodes = self.h.store.nodes().await?;
         match nodes.iter().find(|n| n.name == name) {
             Some(n) if n.age_secs <= self.stale.as_secs_f64() => Ok(name.to_string()),
-            Some(n) => Err(Error::new(
-                Kind::Conflict,
-                format!(
-                    "node '{name}' is down (no heartbeat for {:.0} s); give the camera to a running node",
-                    n.age_secs
-                ),
-            )),
-            None => Err(Error::bad_request(format!(
+            Some(n) => Err(Error::TargetDown(format!(
+                "node '{name}' is down (no heartbeat for {:.0} s); give the camera to a running node",
+                n.age_secs
+            ))),
+            None => Err(Error::UnknownNode(format!(
                 "unknown node '{name}'; the nodes are: {}",
                 nodes
                     .iter()
@@ -166,21 +218,29 @@ impl Fleet {
         match found {
             // a client of an https box would follow the redirect with its player token in clear
             Some((url, _)) if secure_here && !url.starts_with("https://") => {
-                Err(Error::unavailable(format!(
-                    "{what} belongs to node {owner}, which serves plain http while this box serves https; give node {owner} TLS_CERT and TLS_KEY (and an https NODE_URL)"
-                )))
+                Err(Error::OwnerUnreachable {
+                    message: format!(
+                        "{what} belongs to node {owner}, which serves plain http while this box serves https; give node {owner} TLS_CERT and TLS_KEY (and an https NODE_URL)"
+                    ),
+                    retry_after: None,
+                })
             }
             Some((url, age)) if age <= self.stale.as_secs_f64() => Ok(Some(Redirect {
                 message: format!("{what} is served by node {owner}"),
                 location: format!("{url}{path_and_query}"),
             })),
-            Some((_, age)) => Err(Error::unavailable(format!(
-                "{what} belongs to node {owner}, which has not been heard from for {age:.0} s; an admin can move its cameras to a running node (PUT /api/cameras/<camera> with {{\"node\": \"<name>\"}})"
-            ))
-            .with_retry_after(5)),
-            None => Err(Error::unavailable(format!(
-                "{what} belongs to node {owner}, which has never registered with this database"
-            ))),
+            Some((_, age)) => Err(Error::OwnerUnreachable {
+                message: format!(
+                    "{what} belongs to node {owner}, which has not been heard from for {age:.0} s; an admin can move its cameras to a running node (PUT /api/cameras/<camera> with {{\"node\": \"<name>\"}})"
+                ),
+                retry_after: Some(5),
+            }),
+            None => Err(Error::OwnerUnreachable {
+                message: format!(
+                    "{what} belongs to node {owner}, which has never registered with this database"
+                ),
+                retry_after: None,
+            }),
         }
     }
 
@@ -207,7 +267,7 @@ impl Fleet {
         *self.url.write().unwrap_or_else(|p| p.into_inner()) = url;
     }
 
-    /// Writes this node's heartbeat. `Conflict` when another running box has the name.
+    /// Writes this node's heartbeat. `NameTaken` when another running box has the name.
     pub async fn beat(&self) -> Result<()> {
         self.h
             .store
@@ -222,16 +282,16 @@ impl Fleet {
                 stale_secs: self.stale.as_secs_f64(),
             })
             .await
-            .map_err(Error::from)
+            .map_err(|e| match e.kind {
+                crate::store::Kind::Conflict => Error::NameTaken(e.chain()),
+                _ => Error::Store(e),
+            })
     }
 
     /// The first heartbeat at start: another running box with this name is a setting to change
     /// (two boxes would record the same cameras), not a failure to retry.
     pub async fn join(&self) -> std::result::Result<(), StartError> {
-        self.beat().await.map_err(|e| match e.kind {
-            Kind::Conflict => StartError::Config(e.message),
-            _ => StartError::Failed(e),
-        })
+        Ok(self.beat().await?)
     }
 
     /// Says this box is leaving (a clean stop): the others answer 503 for its cameras at once
@@ -277,7 +337,7 @@ impl Fleet {
                     Ok(()) => {}
                     Err(e) if !failing => {
                         failing = true;
-                        warn!(error = %e, "fleet heartbeat failed (retrying every second)");
+                        warn!(error = %e.chain(), "fleet heartbeat failed (retrying every second)");
                     }
                     Err(_) => {}
                 }
@@ -377,7 +437,7 @@ impl Fleet {
                 Ok(true) => break,
                 Ok(false) => tokio::time::sleep(Duration::from_millis(250)).await,
                 Err(e) => {
-                    warn!(camera, error = %e, "cannot take the camera's recording over yet");
+                    warn!(camera, error = %e.chain(), "cannot take the camera's recording over yet");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -502,8 +562,10 @@ pub fn instance_id(data_dir: &std::path::Path) -> Result<String> {
         Ok(s) if s.trim().len() >= 16 => Ok(s.trim().to_string()),
         _ => {
             let id = hex::encode(rand::random::<[u8; 16]>());
-            std::fs::write(&path, &id)
-                .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
+            std::fs::write(&path, &id).map_err(|source| Error::Io {
+                context: format!("cannot write {}", path.display()),
+                source,
+            })?;
             Ok(id)
         }
     }

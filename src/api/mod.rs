@@ -172,7 +172,7 @@ impl Ctx {
     /// `None` when this box serves things of node `owner`; else the redirect to that node
     /// (503 when it is down).
     pub async fn on_node(&self, owner: &str, what: &str) -> Result<Option<crate::fleet::Redirect>> {
-        self.app.fleet.serve_here(owner, what, &self.target).await
+        Ok(self.app.fleet.serve_here(owner, what, &self.target).await?)
     }
 
     /// The authenticated caller (routes with [`Access::Token`] always have one).

@@ -7,7 +7,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::error::{Error, Kind};
-use crate::fleet::Redirect;
+use crate::fleet::{Error as FleetError, Redirect};
 use crate::media::error::Error as MediaError;
 
 /// Media's errors as a client sees them: the kind decides the status, the sentence (with its
@@ -24,6 +24,30 @@ impl From<MediaError> for Error {
             MediaError::Limit(_) => Kind::TooManyRequests,
             MediaError::DiskFull(_) | MediaError::NoStorage { .. } => Kind::InsufficientStorage,
             MediaError::Io { .. } | MediaError::Task { .. } => Kind::Internal,
+        };
+        Error::new(kind, e.chain())
+    }
+}
+
+/// The fleet's errors as a client sees them.
+impl From<FleetError> for Error {
+    fn from(e: FleetError) -> Error {
+        let kind = match e {
+            FleetError::Media(e) => return e.into(),
+            FleetError::Store(e) => return e.into(),
+            FleetError::OwnerUnreachable {
+                message,
+                retry_after,
+            } => {
+                let e = Error::unavailable(message);
+                return match retry_after {
+                    Some(s) => e.with_retry_after(s),
+                    None => e,
+                };
+            }
+            FleetError::UnknownNode(_) => Kind::BadRequest,
+            FleetError::TargetDown(_) | FleetError::NameTaken(_) => Kind::Conflict,
+            FleetError::Io { .. } => Kind::Internal,
         };
         Error::new(kind, e.chain())
     }
@@ -180,5 +204,33 @@ mod tests {
             let api = Error::from(e);
             assert_eq!((api.kind.status(), api.message.as_str()), (status, message));
         }
+    }
+
+    #[test]
+    fn fleet_errors_become_statuses_at_the_edge() {
+        let down = Error::from(FleetError::OwnerUnreachable {
+            message: "camera c belongs to node b".into(),
+            retry_after: Some(5),
+        });
+        assert_eq!((down.kind.status(), down.retry_after), (503, Some(5)));
+        assert_eq!(
+            Error::from(FleetError::UnknownNode("unknown node 'x'".into()))
+                .kind
+                .status(),
+            400
+        );
+        assert_eq!(
+            Error::from(FleetError::TargetDown("node 'b' is down".into()))
+                .kind
+                .status(),
+            409
+        );
+        let busy = FleetError::Media(MediaError::Busy("camera c is already recording".into()));
+        assert_eq!(Error::from(busy).kind.status(), 409);
+        let taken =
+            crate::error::StartError::from(FleetError::NameTaken("NODE_NAME a is taken".into()));
+        assert!(
+            matches!(taken, crate::error::StartError::Config(m) if m == "NODE_NAME a is taken")
+        );
     }
 }
