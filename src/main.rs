@@ -77,7 +77,7 @@ fn discover(a: DiscoverArgs) -> i32 {
     let range = match vigia::discovery::Range::parse(&a.range) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("vigia discover: {}", e.message);
+            eprintln!("vigia discover: {e}");
             return 2;
         }
     };
@@ -96,16 +96,14 @@ fn discover(a: DiscoverArgs) -> i32 {
     // credentials found are kept only for this process
     let sealer = vigia::camera::seal::Sealer::new(&rand_key());
     runtime().block_on(async move {
-        match d.scan(&sealer, &range, login, true).await {
-            Ok(report) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
+        let report = d.scan(&sealer, &range, login, true).await;
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => {
+                println!("{json}");
                 0
             }
             Err(e) => {
-                eprintln!("vigia discover: {}", e.message);
+                eprintln!("vigia discover: cannot write the report: {e}");
                 1
             }
         }

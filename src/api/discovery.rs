@@ -51,7 +51,7 @@ async fn run(c: &Ctx, req: DiscoverRequest) -> Result<Response<Body>> {
         .network_range
         .filter(|r| !r.trim().is_empty())
         .unwrap_or_else(|| c.app.config.default_network_range.clone());
-    let range = Range::parse(&range)?;
+    let range = Range::parse(&range).map_err(|e| Error::bad_request(e.to_string()))?;
     let login = req
         .credentials
         .map(|l| login(l.username, l.password))
@@ -60,7 +60,7 @@ async fn run(c: &Ctx, req: DiscoverRequest) -> Result<Response<Body>> {
         .app
         .discovery
         .scan(&c.app.sealer, &range, login, req.refresh)
-        .await?;
+        .await;
     Ok(response::ok(&report))
 }
 

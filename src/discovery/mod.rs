@@ -27,7 +27,6 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::camera::seal::Sealer;
-use crate::error::{Error, Result};
 use crate::store::Brand;
 
 /// The largest range a scan accepts.
@@ -38,6 +37,15 @@ const ONVIF_HTTP_PORTS: [u16; 4] = [80, 8000, 8080, 8899];
 const DEVICE_CONCURRENCY: usize = 16;
 /// Longest time one device's probing may take (templates and channels).
 const DEVICE_BUDGET: Duration = Duration::from_secs(90);
+
+/// A scan range that cannot be used (a request's `network_range`, `vigia discover`'s range).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("network_range '{0}' is not an IPv4 CIDR such as 192.168.1.0/24")]
+    NotCidr(String),
+    #[error("network_range /{0} is too large: at most /{MAX_PREFIX} (1024 addresses) per scan")]
+    TooLarge(u8),
+}
 
 /// An IPv4 network.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,18 +71,12 @@ impl Range {
         }
     }
 
-    /// A CIDR from a request: 400 for garbage, and for a range larger than /22.
-    pub fn parse(s: &str) -> Result<Range> {
-        let (ip, len) = crate::config::parse_cidr(s).ok_or_else(|| {
-            Error::bad_request(format!(
-                "network_range '{}' is not an IPv4 CIDR such as 192.168.1.0/24",
-                crate::camera::truncate(s, 64)
-            ))
-        })?;
+    /// A CIDR from a request or the command line: at most /22.
+    pub fn parse(s: &str) -> Result<Range, RangeError> {
+        let (ip, len) = crate::config::parse_cidr(s)
+            .ok_or_else(|| RangeError::NotCidr(crate::camera::truncate(s, 64).to_string()))?;
         if len < MAX_PREFIX {
-            return Err(Error::bad_request(format!(
-                "network_range /{len} is too large: at most /{MAX_PREFIX} (1024 addresses) per scan"
-            )));
+            return Err(RangeError::TooLarge(len));
         }
         Ok(Range::new(ip, len))
     }
@@ -371,7 +373,7 @@ impl Discovery {
         range: &Range,
         login: Option<Login>,
         refresh: bool,
-    ) -> Result<Report> {
+    ) -> Report {
         let key = self.cache_key(range, login.as_ref());
         let fresh = |me: &Self| {
             lock(&me.reports)
@@ -383,19 +385,21 @@ impl Discovery {
                 })
         };
         if let Some(v) = fresh(self) {
-            return Ok(v);
+            return v;
         }
         // one scan at a time; a second request for the same range gets the first one's answer
         let _one = self.running.lock().await;
         if let Some(v) = fresh(self) {
-            return Ok(v);
+            return v;
         }
-        let v = self.run(sealer, range, login.as_ref()).await?;
+        let v = self.run(sealer, range, login.as_ref()).await;
         lock(&self.reports).insert(key, (Instant::now(), v.clone()));
-        Ok(v)
+        v
     }
 
-    async fn run(&self, sealer: &Sealer, range: &Range, login: Option<&Login>) -> Result<Report> {
+    /// One scan: every stage reports what it found; a host that does not answer is not an
+    /// error, so neither is the scan.
+    async fn run(&self, sealer: &Sealer, range: &Range, login: Option<&Login>) -> Report {
         let started = Instant::now();
         let hosts = range.hosts();
         let s = &self.settings;
@@ -422,7 +426,7 @@ impl Discovery {
         }
         let elapsed_ms = started.elapsed().as_millis() as u64;
         info!(range = %range, devices = devices.len(), ms = elapsed_ms, "discovery scan done");
-        Ok(Report {
+        Report {
             devices,
             network_range: range.to_string(),
             hosts: hosts.len(),
@@ -431,7 +435,7 @@ impl Discovery {
             elapsed_ms,
             port_scan_ms,
             cached: false,
-        })
+        }
     }
 
     /// WS-Discovery answers and the TCP connect scan, at the same time: (answers, open
@@ -720,14 +724,14 @@ mod tests {
             "300.1.1.1/24",
             "::1/128",
         ] {
-            assert_eq!(
-                Range::parse(bad).unwrap_err().kind,
-                crate::error::Kind::BadRequest,
+            assert!(
+                matches!(Range::parse(bad), Err(RangeError::NotCidr(_))),
                 "{bad}"
             );
         }
         let e = Range::parse("10.0.0.0/8").unwrap_err();
-        assert!(e.message.contains("/22"), "{}", e.message);
+        assert!(matches!(e, RangeError::TooLarge(8)), "{e}");
+        assert!(e.to_string().contains("/22"), "{e}");
     }
 
     /// Mutation fuzzing of every parser that reads what a device sends (SOAP/XML, RTSP
