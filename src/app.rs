@@ -29,7 +29,7 @@ use crate::system::watchdog::{disk_free_note, Health, STALL};
 pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>> {
     let path = data_dir.join("secret_key");
     let io = |what: &str, e: std::io::Error| {
-        Error::internal(format!("cannot {what} {}: {e}", path.display()))
+        Error::failed(format!("cannot {what} {}", path.display()), e)
     };
     match std::fs::OpenOptions::new()
         .write(true)
@@ -73,10 +73,10 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> std::result::Result<Arc<App>, StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            Error::internal(format!(
-                "cannot create DATA_DIR {}: {e}",
-                config.data_dir.display()
-            ))
+            Error::failed(
+                format!("cannot create DATA_DIR {}", config.data_dir.display()),
+                e,
+            )
         })?;
         let secret = match &config.secret_key {
             Some(k) => k.clone(),
@@ -206,16 +206,16 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| Error::internal(format!("cannot read TLS_CERT {}: {e}", cert.display())))?;
+        .map_err(|e| Error::failed(format!("cannot read TLS_CERT {}", cert.display()), e))?;
     let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| Error::internal(format!("cannot read TLS_KEY {}: {e}", key.display())))?;
+        .map_err(|e| Error::failed(format!("cannot read TLS_KEY {}", key.display()), e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::internal(format!("TLS setup failed: {e}")))?
+        .map_err(|e| Error::failed("TLS setup failed", e))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| Error::internal(format!("TLS_CERT and TLS_KEY do not fit: {e}")))?;
+        .map_err(|e| Error::failed("TLS_CERT and TLS_KEY do not fit", e))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
@@ -290,12 +290,10 @@ pub async fn run(config: Config) -> std::result::Result<(), StartError> {
     // bound now, accepting once recovery is done (connections wait in the backlog)
     let listener = TcpListener::bind(app.config.listen_addr)
         .await
-        .map_err(|e| {
-            Error::internal(format!("cannot listen on {}: {e}", app.config.listen_addr))
-        })?;
+        .map_err(|e| Error::failed(format!("cannot listen on {}", app.config.listen_addr), e))?;
     let addr = listener
         .local_addr()
-        .map_err(|e| Error::internal(format!("listener has no address: {e}")))?;
+        .map_err(|e| Error::failed("listener has no address", e))?;
     if app.config.node_url.is_none() {
         app.fleet
             .set_url(crate::config::default_node_url(addr, tls.is_some()));

@@ -28,7 +28,7 @@ pub async fn run(mut config: Config) -> Result<()> {
     let sim = Camsim::new(media, "admin", "camsim", false);
     let sim_addr = camsim::start(sim, "127.0.0.1:0".parse().expect("literal address"))
         .await
-        .map_err(|e| Error::internal(format!("camera simulator: {e}")))?;
+        .map_err(|e| Error::failed("camera simulator", e))?;
 
     let app = App::open(config, Arc::new(SystemClock)).await?;
     let password = hex::encode(rand::random::<[u8; 6]>());
@@ -75,9 +75,7 @@ pub async fn run(mut config: Config) -> Result<()> {
 
     let listener = tokio::net::TcpListener::bind(app.config.listen_addr)
         .await
-        .map_err(|e| {
-            Error::internal(format!("cannot listen on {}: {e}", app.config.listen_addr))
-        })?;
+        .map_err(|e| Error::failed(format!("cannot listen on {}", app.config.listen_addr), e))?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(e.to_string()))?;
@@ -116,6 +114,6 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
         hex::encode(rand::random::<[u8; 4]>())
     ));
     std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| Error::failed(format!("cannot create {}", dir.display()), e))?;
     Ok(dir)
 }

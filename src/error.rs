@@ -7,6 +7,7 @@
 //! never a password, token or RTSP credential.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, as far as a client is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,14 +70,25 @@ impl Kind {
     }
 }
 
-/// An error with its kind, a sentence for the client and, for 429, when to come back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error with its kind, a sentence for the client and, for 429, when to come back; a
+/// failure below it (a file, a TLS library, a thread) is kept as its `source()`.
+#[derive(Debug, Clone)]
 pub struct Error {
     pub kind: Kind,
     pub message: String,
     /// Seconds for a `Retry-After` header (429/503).
     pub retry_after: Option<u64>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
+
+/// Two errors are the same answer: kind, sentence and `Retry-After` (not the cause's identity).
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        (self.kind, &self.message, self.retry_after)
+            == (other.kind, &other.message, other.retry_after)
+    }
+}
+impl Eq for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -86,7 +98,18 @@ impl Error {
             kind,
             message: message.into(),
             retry_after: None,
+            source: None,
         }
+    }
+    /// An internal failure of `context` ("cannot read TLS_CERT /x") caused by `source`: the
+    /// sentence names both, and the cause is kept.
+    pub fn failed(
+        context: impl fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let mut e = Self::internal(format!("{context}: {source}"));
+        e.source = Some(Arc::new(source));
+        e
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(Kind::BadRequest, m)
@@ -126,7 +149,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Why the service could not start or stopped with an error: a setting the operator must
 /// change, or anything else. `main` alone turns these into exit codes (78, `EX_CONFIG`, for
@@ -172,5 +201,28 @@ impl From<StartError> for Error {
             StartError::Config(m) => Error::conflict(m),
             StartError::Failed(e) => e,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_keeps_its_cause_and_names_it() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let e = Error::failed("cannot listen on 127.0.0.1:5000", io);
+        assert_eq!(e.kind, Kind::Internal);
+        assert_eq!(
+            e.message,
+            "cannot listen on 127.0.0.1:5000: Address already in use"
+        );
+        let cause = std::error::Error::source(&e).map(|c| c.to_string());
+        assert_eq!(cause.as_deref(), Some("Address already in use"));
+        // the same answer to a client, with or without the cause kept
+        assert_eq!(
+            e,
+            Error::internal("cannot listen on 127.0.0.1:5000: Address already in use")
+        );
     }
 }

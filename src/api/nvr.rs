@@ -308,7 +308,7 @@ pub async fn download(c: Ctx) -> Result<Response<Body>> {
     let len = file
         .metadata()
         .await
-        .map_err(|e| Error::internal(format!("{}: {e}", path.display())))?
+        .map_err(|e| Error::failed(path.display(), e))?
         .len();
     let req_range = c.headers.get(RANGE).and_then(|v| v.to_str().ok());
     let (status, start, end) = match range(req_range, len) {

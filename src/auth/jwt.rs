@@ -112,7 +112,7 @@ impl Tokens {
             gen: generation,
         };
         let token = jsonwebtoken::encode(&Header::new(self.alg), &claims, &self.enc)
-            .map_err(|e| Error::internal(format!("cannot sign a token: {e}")))?;
+            .map_err(|e| Error::failed("cannot sign a token", e))?;
         Ok((token, claims))
     }
 
@@ -137,7 +137,7 @@ impl Tokens {
             gen: login.gen,
         };
         jsonwebtoken::encode(&Header::new(self.alg), &claims, &self.enc)
-            .map_err(|e| Error::internal(format!("cannot sign a token: {e}")))
+            .map_err(|e| Error::failed("cannot sign a token", e))
     }
 
     /// Checks a player token for the camera or recording `id`. A login token is not a player

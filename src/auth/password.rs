@@ -51,10 +51,10 @@ impl Scratch {
             )
         };
         if p == libc::MAP_FAILED || len == 0 {
-            return Err(Error::internal(format!(
-                "cannot map {bytes} bytes for password hashing: {}",
-                std::io::Error::last_os_error()
-            )));
+            return Err(Error::failed(
+                format!("cannot map {bytes} bytes for password hashing"),
+                std::io::Error::last_os_error(),
+            ));
         }
         // page-aligned, so aligned for `Block` (64)
         let blocks = NonNull::new(p.cast::<Block>())
@@ -188,7 +188,7 @@ fn start_hashers(n: usize) -> Result<mpsc::Sender<Job>> {
                     }
                 }
             })
-            .map_err(|e| Error::internal(format!("cannot start a hashing thread: {e}")))?;
+            .map_err(|e| Error::failed("cannot start a hashing thread", e))?;
     }
     Ok(tx)
 }
