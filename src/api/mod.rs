@@ -585,33 +585,58 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
             set(h, "vary", "Origin");
         }
     }
-    // a player asks for a part or a playlist about three times a second: at info level 128
-    // watched cameras would write ~800 lines a second, past journald's rate limit (which then
-    // drops everything, warnings included) and into the flash. Those that succeed are debug.
-    macro_rules! access {
-        ($level:ident) => {
-            tracing::$level!(
-                target: "vigia::http",
-                rid = %rid,
-                method = %method,
-                path = %path,
-                status = resp.status().as_u16(),
-                ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
-                peer = %peer.ip(),
-                "request"
-            )
-        };
-    }
-    let status = resp.status().as_u16();
-    if path.starts_with("/api/cameras/streams/") && status < 400 {
-        access!(debug);
-    } else if matches!(status, 429 | 503) && app.lograte.allow(peer.ip(), "throttled").is_none() {
-        // a flood of refused requests writes one line a minute per address, not one each
-        access!(debug);
-    } else {
-        access!(info);
-    }
+    let line = AccessLine {
+        rid: &rid,
+        method: &method,
+        path: &path,
+        status: resp.status().as_u16(),
+        started,
+        peer,
+    };
+    line.write(&app);
     resp
+}
+
+/// The one log line of a request.
+struct AccessLine<'a> {
+    rid: &'a str,
+    method: &'a Method,
+    path: &'a str,
+    status: u16,
+    started: Instant,
+    peer: SocketAddr,
+}
+
+impl AccessLine<'_> {
+    /// At info level, except: a player asks for a part or a playlist about three times a
+    /// second (at info level 128 watched cameras would write ~800 lines a second, past
+    /// journald's rate limit, which then drops everything, warnings included, and into the
+    /// flash), so those that succeed are debug; and a flood of refused requests writes one
+    /// line a minute per address, not one each.
+    fn write(&self, app: &App) {
+        macro_rules! access {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "vigia::http",
+                    rid = %self.rid,
+                    method = %self.method,
+                    path = %self.path,
+                    status = self.status,
+                    ms = format_args!("{:.1}", self.started.elapsed().as_secs_f64() * 1000.0),
+                    peer = %self.peer.ip(),
+                    "request"
+                )
+            };
+        }
+        let media = self.path.starts_with("/api/cameras/streams/") && self.status < 400;
+        let throttled = matches!(self.status, 429 | 503)
+            && app.lograte.allow(self.peer.ip(), "throttled").is_none();
+        if media || throttled {
+            access!(debug);
+        } else {
+            access!(info);
+        }
+    }
 }
 
 /// Runs a handler, turning its error into the JSON error response and a panic into a 500.

@@ -197,6 +197,32 @@ fn start_offset(w: &Window, hold_back: f64) -> Option<f64> {
     start
 }
 
+/// The files of a live window, by name: `init-<gen>.mp4`, `seg<msn>.m4s`, `part<msn>.<i>.m4s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileName {
+    Init(u64),
+    Segment(u64),
+    Part(u64, u64),
+}
+
+impl FileName {
+    fn parse(name: &str) -> Option<FileName> {
+        let num = |s: &str| -> Option<u64> {
+            (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())?
+        };
+        if let Some(r) = name.strip_prefix("init-") {
+            return r.strip_suffix(".mp4").and_then(num).map(FileName::Init);
+        }
+        let r = name.strip_suffix(".m4s")?;
+        if let Some(r) = r.strip_prefix("part") {
+            let (m, i) = r.split_once('.')?;
+            return Some(FileName::Part(num(m)?, num(i)?));
+        }
+        r.strip_prefix("seg").and_then(num).map(FileName::Segment)
+    }
+}
+
 /// A file of the window, as buffers to send (its name never names other bytes: players may
 /// cache it for good).
 pub struct HlsFile {
@@ -686,88 +712,60 @@ impl Hls {
     /// Anything else is 404. The part the preload hint names is awaited (bounded).
     pub async fn file(&self, name: &str) -> Result<HlsFile> {
         let nf = || Error::NotFound(format!("{name} is not in the live window"));
-        let num = |s: &str| -> Option<u64> {
-            (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse().ok())?
+        let segment = |chunks| HlsFile {
+            content_type: SEGMENT_TYPE,
+            chunks,
         };
-        if let Some(g) = name
-            .strip_prefix("init-")
-            .and_then(|r| r.strip_suffix(".mp4"))
-            .and_then(num)
-        {
-            let w = self.lock();
-            let init = w
-                .inits
-                .iter()
-                .find(|(gen, _)| *gen == g)
-                .map(|(_, b)| b.clone())
-                .ok_or_else(nf)?;
-            return Ok(HlsFile {
-                content_type: "video/mp4",
-                chunks: vec![init],
-            });
-        }
-        if let Some(msn) = name
-            .strip_prefix("seg")
-            .and_then(|r| r.strip_suffix(".m4s"))
-            .and_then(num)
-        {
-            let w = self.lock();
-            let seg = w
-                .segments
-                .iter()
-                .find(|s| s.msn == msn && s.complete)
-                .ok_or_else(nf)?;
-            let chunks = seg.parts.iter().map(|p| p.data.clone()).collect();
-            return Ok(HlsFile {
-                content_type: SEGMENT_TYPE,
-                chunks,
-            });
-        }
-        if let Some((msn, idx)) = name
-            .strip_prefix("part")
-            .and_then(|r| r.strip_suffix(".m4s"))
-            .and_then(|r| r.split_once('.'))
-            .and_then(|(a, b)| Some((num(a)?, num(b)?)))
-        {
-            if !self.cfg.low_latency {
-                return Err(nf());
-            }
-            let find = |w: &Window| {
-                w.segments
-                    .iter()
-                    .find(|s| s.msn == msn)
-                    .and_then(|s| s.parts.get(idx as usize))
-                    .map(|p| vec![p.data.clone()])
-            };
-            if let Some(chunks) = find(&self.lock()) {
-                return Ok(HlsFile {
-                    content_type: SEGMENT_TYPE,
-                    chunks,
-                });
-            }
-            // only the part the preload hint names (or the one after) is worth waiting for
-            let upcoming = {
+        match FileName::parse(name).ok_or_else(nf)? {
+            FileName::Init(gen) => {
                 let w = self.lock();
-                match w.segments.back() {
-                    Some(s) if !s.complete => {
-                        msn == s.msn && idx as usize <= s.parts.len() + 1
-                            || msn == s.msn + 1 && idx == 0
-                    }
-                    _ => msn == w.next_msn && idx <= 1,
-                }
-            };
-            if upcoming && self.wait_for(MAX_WAIT, |w| find(w).is_some()).await {
-                if let Some(chunks) = find(&self.lock()) {
-                    return Ok(HlsFile {
-                        content_type: SEGMENT_TYPE,
-                        chunks,
-                    });
-                }
+                let (_, init) = w.inits.iter().find(|(g, _)| *g == gen).ok_or_else(nf)?;
+                Ok(HlsFile {
+                    content_type: "video/mp4",
+                    chunks: vec![init.clone()],
+                })
             }
-            return Err(nf());
+            FileName::Segment(msn) => {
+                let w = self.lock();
+                let seg = w
+                    .segments
+                    .iter()
+                    .find(|s| s.msn == msn && s.complete)
+                    .ok_or_else(nf)?;
+                Ok(segment(seg.parts.iter().map(|p| p.data.clone()).collect()))
+            }
+            FileName::Part(_, _) if !self.cfg.low_latency => Err(nf()),
+            FileName::Part(msn, idx) => self.part(msn, idx).await.map(segment).ok_or_else(nf),
         }
-        Err(nf())
+    }
+
+    /// Part `idx` of segment `msn`: from the window, or, when it is the part the preload hint
+    /// names (or the one after), once it is published (at most [`MAX_WAIT`]).
+    async fn part(&self, msn: u64, idx: u64) -> Option<Vec<Bytes>> {
+        let find = |w: &Window| {
+            w.segments
+                .iter()
+                .find(|s| s.msn == msn)
+                .and_then(|s| s.parts.get(idx as usize))
+                .map(|p| vec![p.data.clone()])
+        };
+        if let Some(chunks) = find(&self.lock()) {
+            return Some(chunks);
+        }
+        let upcoming = {
+            let w = self.lock();
+            match w.segments.back() {
+                Some(s) if !s.complete => {
+                    msn == s.msn && idx as usize <= s.parts.len() + 1
+                        || msn == s.msn + 1 && idx == 0
+                }
+                _ => msn == w.next_msn && idx <= 1,
+            }
+        };
+        if upcoming && self.wait_for(MAX_WAIT, |w| find(w).is_some()).await {
+            return find(&self.lock());
+        }
+        None
     }
 
     /// Recent part publish latencies in µs (last frame of a part received → part listed).
@@ -1102,6 +1100,27 @@ mod tests {
             "window bounded: {} bytes",
             h.bytes()
         );
+    }
+
+    #[test]
+    fn file_names_are_decoded_once() {
+        use FileName::*;
+        for (name, want) in [
+            ("init-0.mp4", Some(Init(0))),
+            ("seg12.m4s", Some(Segment(12))),
+            ("part12.3.m4s", Some(Part(12, 3))),
+            ("part12.m4s", None),
+            ("seg.m4s", None),
+            ("seg-1.m4s", None),
+            ("seg1.mp4", None),
+            ("init-1.m4s", None),
+            ("part1.2.3.m4s", None),
+            ("seg99999999999999999999.m4s", None),
+            ("index.m3u8", None),
+            ("", None),
+        ] {
+            assert_eq!(FileName::parse(name), want, "{name}");
+        }
     }
 
     #[tokio::test]

@@ -210,41 +210,7 @@ impl Cameras {
             || new_brand.is_some()
             || req.port.is_some();
         if url_touched {
-            let current = self.sealer.open(&cam.id, &cam.rtsp_url_sealed)?;
-            let brand = new_brand.unwrap_or(cam.brand);
-            let port = req.port.unwrap_or(cam.port);
-            let rtsp = if req.rtsp_url.is_some() {
-                camera::resolve_rtsp_url(
-                    req.rtsp_url.as_deref(),
-                    brand,
-                    &cam.ip,
-                    port,
-                    cam.channel,
-                    req.username.as_deref(),
-                    req.password.as_deref(),
-                )?
-            } else {
-                // rebuild from the template when brand or port changed, keeping credentials
-                let base = if new_brand.is_some() || req.port.is_some() {
-                    let bare = templates::build_url(brand, &cam.ip, port, cam.channel, "", "");
-                    url::with_userinfo_of(&bare, &current).unwrap_or(bare)
-                } else {
-                    current.clone()
-                };
-                match (&req.username, &req.password) {
-                    (None, None) => base,
-                    (user, pass) => {
-                        let user = user
-                            .clone()
-                            .or_else(|| url::username(&current).map(str::to_string))
-                            .unwrap_or_default();
-                        url::with_credentials(&base, &user, pass.as_deref().unwrap_or(""))
-                            .ok_or_else(|| {
-                                Error::bad_request("cannot set credentials on this URL")
-                            })?
-                    }
-                }
-            };
+            let rtsp = self.changed_url(cam, &req, new_brand)?;
             patch.rtsp_url = Some((self.sealer.seal(&cam.id, &rtsp)?, url::masked(&rtsp)));
         }
         let reconnect =
@@ -262,6 +228,50 @@ impl Cameras {
             self.streams.kill(&cam.id);
         }
         Ok(cam)
+    }
+
+    /// The RTSP URL a change makes: the one given (with the credentials given), or the
+    /// current one rebuilt from the template when brand or port changed (keeping its
+    /// credentials), with new credentials set where given.
+    fn changed_url(
+        &self,
+        cam: &Camera,
+        req: &CameraRequest,
+        new_brand: Option<Brand>,
+    ) -> Result<String> {
+        let current = self.sealer.open(&cam.id, &cam.rtsp_url_sealed)?;
+        let brand = new_brand.unwrap_or(cam.brand);
+        let port = req.port.unwrap_or(cam.port);
+        Ok(if req.rtsp_url.is_some() {
+            camera::resolve_rtsp_url(
+                req.rtsp_url.as_deref(),
+                brand,
+                &cam.ip,
+                port,
+                cam.channel,
+                req.username.as_deref(),
+                req.password.as_deref(),
+            )?
+        } else {
+            // rebuild from the template when brand or port changed, keeping credentials
+            let base = if new_brand.is_some() || req.port.is_some() {
+                let bare = templates::build_url(brand, &cam.ip, port, cam.channel, "", "");
+                url::with_userinfo_of(&bare, &current).unwrap_or(bare)
+            } else {
+                current.clone()
+            };
+            match (&req.username, &req.password) {
+                (None, None) => base,
+                (user, pass) => {
+                    let user = user
+                        .clone()
+                        .or_else(|| url::username(&current).map(str::to_string))
+                        .unwrap_or_default();
+                    url::with_credentials(&base, &user, pass.as_deref().unwrap_or(""))
+                        .ok_or_else(|| Error::bad_request("cannot set credentials on this URL"))?
+                }
+            }
+        })
     }
 
     /// Deletes a camera: its recording stops, its row goes, its session closes.
