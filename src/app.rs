@@ -87,55 +87,22 @@ impl App {
         let streams = Streams::new(
             config.max_streams as usize,
             Duration::from_secs(config.stream_timeout_secs),
-            HlsConfig {
-                low_latency: config.low_latency_hls,
-                ..HlsConfig::default()
-            },
+            hls_config(&config),
         );
-        let recordings = Recordings::new(
-            store.clone(),
-            streams.clone(),
-            RecordingConfig {
-                root: config.recordings_dir.clone(),
-                segment: Duration::from_secs(config.recording_segment_secs),
-                sync_every: Duration::from_secs(config.recording_sync_secs),
-                fragment: Duration::from_secs(1),
-                min_free_bytes: config.min_free_disk_mb * 1024 * 1024,
-                retention: config
-                    .retention_days
-                    .map(|d| Duration::from_secs(d * 86400)),
-                node: config.node_name.clone(),
-                shared: config.database.is_some(),
-            },
-        );
+        let recordings = Recordings::new(store.clone(), streams.clone(), recording_config(&config));
         let tasks: Arc<crate::system::tasks::Tasks> = Arc::default();
         let sealer = Sealer::new(&secret);
-        let fleet = crate::fleet::Fleet::new(
-            config.node_name.clone(),
-            config.node_url.clone().unwrap_or_else(|| {
-                crate::config::default_node_url(config.listen_addr, config.tls.is_some())
-            }),
-            config.database.is_some(),
-            Duration::from_secs(config.node_stale_secs),
-            crate::fleet::instance_id(&config.data_dir)?,
-            crate::fleet::Handles {
-                store: store.clone(),
-                streams: streams.clone(),
-                recordings: recordings.clone(),
-                sealer: sealer.clone(),
-                tasks: tasks.clone(),
-            },
-        );
-        let discovery = Arc::new(crate::discovery::Discovery::new(
-            crate::discovery::Settings {
-                ports: config.scan_ports.clone(),
-                onvif_timeout: Duration::from_secs(config.onvif_timeout_secs),
-                ttl: Duration::from_secs(config.cache_ttl_secs),
-                port_timeout: crate::discovery::port_scan::TIMEOUT,
-                concurrency: crate::discovery::port_scan::concurrency(),
-                rtsp_timeout: crate::discovery::rtsp_probe::TIMEOUT,
-            },
-        ));
+        let handles = crate::fleet::Handles {
+            store: store.clone(),
+            streams: streams.clone(),
+            recordings: recordings.clone(),
+            sealer: sealer.clone(),
+            tasks: tasks.clone(),
+        };
+        let fleet = fleet(&config, handles)?;
+        let discovery = Arc::new(crate::discovery::Discovery::new(discovery_settings(
+            &config,
+        )));
         let cameras = Arc::new(crate::services::cameras::Cameras {
             store: store.clone(),
             sealer: sealer.clone(),
@@ -177,6 +144,60 @@ impl App {
             started: Instant::now(),
             tasks,
         }))
+    }
+}
+
+/// The live view's settings.
+fn hls_config(config: &Config) -> HlsConfig {
+    HlsConfig {
+        low_latency: config.low_latency_hls,
+        ..HlsConfig::default()
+    }
+}
+
+/// This box in the fleet: its name, where other boxes send its cameras' requests, and an
+/// instance id kept in `DATA_DIR`.
+fn fleet(
+    config: &Config,
+    handles: crate::fleet::Handles,
+) -> std::result::Result<Arc<crate::fleet::Fleet>, StartError> {
+    Ok(crate::fleet::Fleet::new(
+        config.node_name.clone(),
+        config.node_url.clone().unwrap_or_else(|| {
+            crate::config::default_node_url(config.listen_addr, config.tls.is_some())
+        }),
+        config.database.is_some(),
+        Duration::from_secs(config.node_stale_secs),
+        crate::fleet::instance_id(&config.data_dir)?,
+        handles,
+    ))
+}
+
+/// What the recordings need of the settings.
+fn recording_config(config: &Config) -> RecordingConfig {
+    RecordingConfig {
+        root: config.recordings_dir.clone(),
+        segment: Duration::from_secs(config.recording_segment_secs),
+        sync_every: Duration::from_secs(config.recording_sync_secs),
+        fragment: Duration::from_secs(1),
+        min_free_bytes: config.min_free_disk_mb * 1024 * 1024,
+        retention: config
+            .retention_days
+            .map(|d| Duration::from_secs(d * 86400)),
+        node: config.node_name.clone(),
+        shared: config.database.is_some(),
+    }
+}
+
+/// What discovery needs of the settings (scans from the API keep their results `CACHE_TTL`).
+pub fn discovery_settings(config: &Config) -> crate::discovery::Settings {
+    crate::discovery::Settings {
+        ports: config.scan_ports.clone(),
+        onvif_timeout: Duration::from_secs(config.onvif_timeout_secs),
+        ttl: Duration::from_secs(config.cache_ttl_secs),
+        port_timeout: crate::discovery::port_scan::TIMEOUT,
+        concurrency: crate::discovery::port_scan::concurrency(),
+        rtsp_timeout: crate::discovery::rtsp_probe::TIMEOUT,
     }
 }
 

@@ -85,13 +85,10 @@ fn discover(a: DiscoverArgs) -> i32 {
         username,
         password: a.password.unwrap_or_default(),
     });
+    // a one-off scan keeps nothing
     let d = vigia::discovery::Discovery::new(vigia::discovery::Settings {
-        ports: config.scan_ports.clone(),
-        onvif_timeout: std::time::Duration::from_secs(config.onvif_timeout_secs),
         ttl: std::time::Duration::ZERO,
-        port_timeout: vigia::discovery::port_scan::TIMEOUT,
-        concurrency: vigia::discovery::port_scan::concurrency(),
-        rtsp_timeout: vigia::discovery::rtsp_probe::TIMEOUT,
+        ..vigia::app::discovery_settings(&config)
     });
     // credentials found are kept only for this process
     let sealer = vigia::camera::seal::Sealer::new(&rand_key());

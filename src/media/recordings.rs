@@ -337,21 +337,7 @@ impl Recordings {
             node: self.cfg.node.clone(),
             progress: progress.clone(),
         };
-        // the row exists from now on (its file opens with the first video): the id is known at
-        // once, and a camera that never answers shows as a recording with nothing in it
-        let now = chrono::Utc::now();
-        let reserved = match self
-            .store
-            .create_recording(NewRecording {
-                camera_id: camera.clone(),
-                user_id,
-                path: recorder::relative_path(&camera, now),
-                start_time: now,
-                continuous: duration.is_none(),
-                node: self.cfg.node.clone(),
-            })
-            .await
-        {
+        let reserved = match self.reserve(&camera, user_id, duration.is_none()).await {
             Ok(r) => r,
             Err(e) => {
                 live.release();
@@ -370,22 +356,8 @@ impl Recordings {
         let task = tokio::spawn(async move {
             recorder::run(store.clone(), plan, events, stop_rx, reserved, cur_tx).await;
             live.release();
-            // kept by a shutdown (resumes at the next start) or a hand-over (goes on on the
-            // camera's new node)
-            if !keep2.load(std::sync::atomic::Ordering::SeqCst) {
-                let patch = CameraPatch {
-                    is_recording: Some(false),
-                    ..Default::default()
-                };
-                if let Err(e) = store.update_camera(&cam, patch).await {
-                    warn!(camera = %cam, error = %e.chain(), "cannot clear is_recording");
-                }
-            }
-            // leave the map last: until then the camera counts as recording here
-            let mut map = me.map();
-            if map.get(&cam).is_some_and(|a| a.token == token) {
-                map.remove(&cam);
-            }
+            me.ended(&cam, token, keep2.load(std::sync::atomic::Ordering::SeqCst))
+                .await;
         });
         let active = Active {
             token,
@@ -412,6 +384,48 @@ impl Recordings {
         self.store.update_camera(&camera, patch).await?;
         info!(camera = %camera, recording = id, "recording requested");
         Ok(id)
+    }
+
+    /// The row of a recording about to start. It exists from now on (its file opens with the
+    /// first video): the id is known at once, and a camera that never answers shows as a
+    /// recording with nothing in it.
+    async fn reserve(
+        &self,
+        camera: &str,
+        user_id: Option<i64>,
+        continuous: bool,
+    ) -> crate::store::Result<crate::store::Recording> {
+        let now = chrono::Utc::now();
+        self.store
+            .create_recording(NewRecording {
+                camera_id: camera.to_string(),
+                user_id,
+                path: recorder::relative_path(camera, now),
+                start_time: now,
+                continuous,
+                node: self.cfg.node.clone(),
+            })
+            .await
+    }
+
+    /// A recording of `camera` (started with `token`) ended: the camera no longer says it
+    /// records, unless the recording is `kept` by a shutdown (it resumes at the next start) or
+    /// a hand-over (it goes on on the camera's new node); then it leaves the map, last, since
+    /// until then the camera counts as recording here.
+    async fn ended(&self, camera: &str, token: u64, kept: bool) {
+        if !kept {
+            let patch = CameraPatch {
+                is_recording: Some(false),
+                ..Default::default()
+            };
+            if let Err(e) = self.store.update_camera(camera, patch).await {
+                warn!(camera = %camera, error = %e.chain(), "cannot clear is_recording");
+            }
+        }
+        let mut map = self.map();
+        if map.get(camera).is_some_and(|a| a.token == token) {
+            map.remove(camera);
+        }
     }
 
     /// Recording `id`'s row.
