@@ -48,3 +48,21 @@ pub enum Event {
     Start(Arc<Tracks>),
     Frame(Frame),
 }
+
+/// Test material: the tracks of an H.264 camera (the sample entry is a stub; the muxer and
+/// the writers copy it as they get it).
+#[cfg(test)]
+pub fn test_tracks(generation: u64, width: u32, height: u32) -> Arc<Tracks> {
+    Arc::new(Tracks {
+        generation,
+        video: TrackInfo {
+            kind: TrackKind::Video,
+            timescale: 90_000,
+            sample_entry: Bytes::from_static(b"\0\0\0\x08avc1"),
+            width,
+            height,
+            codec: "avc1.42c01e".into(),
+        },
+        audio: None,
+    })
+}

@@ -788,7 +788,6 @@ impl Hls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::fmp4::TrackInfo;
     use std::time::Instant;
 
     #[test]
@@ -803,18 +802,7 @@ mod tests {
     }
 
     fn tracks(generation: u64) -> Arc<Tracks> {
-        Arc::new(Tracks {
-            generation,
-            video: TrackInfo {
-                kind: TrackKind::Video,
-                timescale: 90_000,
-                sample_entry: Bytes::from_static(b"\0\0\0\x08avc1"),
-                width: 320,
-                height: 240,
-                codec: "avc1.42c01e".into(),
-            },
-            audio: None,
-        })
+        crate::media::frame::test_tracks(generation, 320, 240)
     }
 
     /// 25 fps, a key frame every `gop` frames, frames numbered from `from`.

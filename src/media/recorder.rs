@@ -638,3 +638,224 @@ pub async fn recover(store: &DynStore, root: &Path, r: &Recording) -> Result<Rec
     };
     Ok(store.finish_recording(r.id, end).await?)
 }
+
+/// The recorder without a camera or a network: events go in as the fan-out would deliver
+/// them, as fast as the recorder takes them; every duration is media time (the frames'
+/// timestamps), so seconds of video are recorded in milliseconds of wall time.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::frame::Frame;
+    use crate::store::RecordingFilter;
+    use bytes::Bytes;
+
+    /// 25 frames a second on a 90 kHz clock, a key frame every second.
+    const TICKS: i64 = 3600;
+    const GOP: i64 = 25;
+    const CAMERA: &str = "10.0.0.9";
+
+    fn tracks(generation: u64, width: u32) -> Arc<Tracks> {
+        crate::media::frame::test_tracks(generation, width, 360)
+    }
+
+    /// Video frame `n` of a session whose timestamps start at `base`.
+    fn frame(base: i64, n: i64) -> Event {
+        Event::Frame(Frame {
+            kind: TrackKind::Video,
+            pts: base + n * TICKS,
+            keyframe: n % GOP == 0,
+            data: Bytes::from(vec![0u8; 1000]),
+            arrived: Instant::now(),
+            wall: Utc::now(),
+        })
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        store: DynStore,
+        events: mpsc::Sender<Event>,
+        stop: watch::Sender<Option<String>>,
+        task: tokio::task::JoinHandle<Ending>,
+    }
+
+    async fn rig(duration: Option<Duration>, segment: Duration) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("recordings");
+        let store = crate::store::open(None, dir.path()).await.unwrap();
+        let reserved = store
+            .create_recording(NewRecording {
+                camera_id: CAMERA.into(),
+                user_id: None,
+                path: relative_path(CAMERA, Utc::now()),
+                start_time: Utc::now(),
+                continuous: duration.is_none(),
+                node: "box".into(),
+            })
+            .await
+            .unwrap();
+        let plan = RecordingPlan {
+            counters: Arc::default(),
+            camera_id: CAMERA.into(),
+            user_id: None,
+            duration,
+            segment,
+            sync_every: Duration::from_secs(5),
+            fragment: Duration::from_secs(1),
+            root: root.clone(),
+            node: "box".into(),
+            progress: Arc::default(),
+        };
+        let (events, rx) = mpsc::channel(10_000);
+        let (stop, stop_rx) = watch::channel(None);
+        let (current, _) = watch::channel(reserved.id);
+        let task = tokio::spawn(run(store.clone(), plan, rx, stop_rx, reserved, current));
+        Rig {
+            _dir: dir,
+            root,
+            store,
+            events,
+            stop,
+            task,
+        }
+    }
+
+    impl Rig {
+        async fn send(&self, ev: Event) {
+            // a recorder that ended (duration reached) no longer takes events
+            let _ = self.events.send(ev).await;
+        }
+
+        /// `seconds` of video from a session whose timestamps start at `base`.
+        async fn video(&self, base: i64, seconds: i64) {
+            for n in 0..seconds * GOP {
+                self.send(frame(base, n)).await;
+            }
+        }
+
+        /// Waits until the recorder has taken every event sent (or ended by itself): it then
+        /// finishes the last one before it looks at a stop.
+        async fn drained(&self) {
+            while !self.events.is_closed() && self.events.capacity() < self.events.max_capacity() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        async fn stop(self) -> (Ending, Vec<Recording>, PathBuf, tempfile::TempDir) {
+            self.drained().await;
+            self.stop.send_replace(Some("stopped by the test".into()));
+            let ending = self.task.await.unwrap();
+            let all = RecordingFilter {
+                camera_ids: None,
+                since: None,
+                until: None,
+                limit: 100,
+                offset: 0,
+            };
+            let mut rows = self.store.recordings(&all).await.unwrap();
+            rows.sort_by_key(|r| r.id);
+            (ending, rows, self.root, self._dir)
+        }
+    }
+
+    /// The video seconds in a file, read back from its boxes (not from the row).
+    fn seconds_in(root: &Path, r: &Recording) -> f64 {
+        let path = root.join(&r.path);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(len, r.file_size, "{}: row and file agree", r.path);
+        let mut f = std::fs::File::open(&path).unwrap();
+        let s = salvage(&mut f, len).unwrap();
+        assert_eq!(s.good_len, len, "{}: every fragment whole", r.path);
+        s.seconds
+    }
+
+    #[tokio::test]
+    async fn a_continuous_recording_rotates_at_the_first_key_frame_past_the_segment() {
+        // segments of 2.5 s with a key frame every second: each file ends at 3 s
+        let rig = rig(None, Duration::from_millis(2500)).await;
+        rig.send(Event::Start(tracks(1, 640))).await;
+        rig.video(0, 7).await;
+        let (ending, rows, root, _dir) = rig.stop().await;
+        assert_eq!(ending, Ending::Stopped("stopped by the test".into()));
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.status, r.duration_sec, seconds_in(&root, r)))
+            .collect();
+        // the last file holds what was written when the stop came (whole fragments, and the
+        // frames after the last one flushed at close)
+        assert_eq!(got.len(), 3, "{got:?}");
+        for (status, row, file) in &got[..2] {
+            assert_eq!(*status, RecordingStatus::Completed);
+            assert!(
+                (row - 3.0).abs() < 1e-6 && (file - 3.0).abs() < 1e-6,
+                "{got:?}"
+            );
+        }
+        let (status, row, file) = got[2];
+        assert_eq!(status, RecordingStatus::Stopped);
+        assert!(
+            (row - file).abs() < 1e-6 && row > 0.9 && row <= 1.0 + 1e-6,
+            "{got:?}"
+        );
+        assert!(rows.iter().all(|r| r.continuous), "{rows:?}");
+    }
+
+    #[tokio::test]
+    async fn a_fixed_recording_ends_at_its_duration_in_media_time() {
+        let wall = Instant::now();
+        let rig = rig(Some(Duration::from_secs(3)), Duration::from_secs(900)).await;
+        rig.send(Event::Start(tracks(1, 640))).await;
+        // ten seconds of video offered at once: the recorder stops itself at three
+        rig.video(0, 10).await;
+        let (ending, rows, root, _dir) = rig.stop().await;
+        assert_eq!(ending, Ending::Done);
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(r.status, RecordingStatus::Completed);
+        let file = seconds_in(&root, r);
+        assert!(
+            (r.duration_sec - 3.0).abs() <= 0.04 + 1e-6,
+            "{}",
+            r.duration_sec
+        );
+        assert!(
+            (file - r.duration_sec).abs() < 1e-6,
+            "{file} {}",
+            r.duration_sec
+        );
+        assert!(
+            wall.elapsed() < Duration::from_secs(3),
+            "media time, not wall time"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reconnect_goes_on_in_the_same_file_and_new_parameters_start_a_new_one() {
+        let rig = rig(None, Duration::from_secs(900)).await;
+        rig.send(Event::Start(tracks(1, 640))).await;
+        rig.video(0, 2).await;
+        // the camera came back with the same parameters: its clock starts elsewhere
+        rig.send(Event::Start(tracks(2, 640))).await;
+        rig.video(5_000_000, 2).await;
+        // and again with a new resolution: a file has one init segment
+        rig.send(Event::Start(tracks(3, 1280))).await;
+        rig.video(77_000, 1).await;
+        let (_, rows, root, _dir) = rig.stop().await;
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let (a, b) = (&rows[0], &rows[1]);
+        assert_eq!(a.status, RecordingStatus::Completed);
+        assert_eq!(
+            a.note.as_deref(),
+            Some("the camera's parameters changed; continued in the next file")
+        );
+        // both sessions' four seconds, one timeline
+        assert!((seconds_in(&root, a) - 4.0).abs() <= 0.04 + 1e-6, "{a:?}");
+        assert!((a.duration_sec - 4.0).abs() <= 0.04 + 1e-6, "{a:?}");
+        assert_eq!(b.status, RecordingStatus::Stopped);
+        assert!(
+            b.duration_sec > 0.9 && b.duration_sec <= 1.0 + 1e-6,
+            "{b:?}"
+        );
+        assert!((seconds_in(&root, b) - b.duration_sec).abs() < 1e-6);
+    }
+}
