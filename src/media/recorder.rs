@@ -295,8 +295,125 @@ async fn close(
     Ok(row)
 }
 
-/// Runs one recording session from the camera's events until it ends. `first` is called with
-/// the id of the first row as soon as it exists.
+/// One recording session's state: the file being written (none until the first video), the
+/// row reserved for it, and the seconds of earlier files of this session.
+struct Session {
+    store: DynStore,
+    plan: RecordingPlan,
+    /// The row made when the recording was asked for; its file opens with the first video.
+    reserved: Option<Recording>,
+    cur: Option<File>,
+    /// Video seconds in the session's files already closed.
+    total: f64,
+    current: watch::Sender<i64>,
+}
+
+impl Session {
+    /// A new init: the same parameters go on in the same file (the muxer keeps its
+    /// timeline); new ones close it and open the next.
+    async fn start(&mut self, tracks: Arc<Tracks>) -> Result<()> {
+        let init = fmp4::init_segment(&tracks.infos());
+        if self.cur.as_ref().is_some_and(|f| f.init == init) {
+            return Ok(());
+        }
+        if let Some(f) = self.cur.take() {
+            self.total += f.written;
+            let note = "the camera's parameters changed; continued in the next file";
+            close(
+                &self.store,
+                f,
+                RecordingStatus::Completed,
+                Some(note.into()),
+            )
+            .await?;
+        }
+        let f = open(
+            &self.store,
+            &self.plan,
+            &tracks,
+            Utc::now(),
+            self.reserved.take(),
+        )
+        .await?;
+        self.current.send_replace(f.row.id);
+        info!(camera = %self.plan.camera_id, recording = f.row.id, path = %f.path.display(), "recording started");
+        self.cur = Some(f);
+        Ok(())
+    }
+
+    /// One frame: a continuous recording rotates at a key frame past its segment; a fragment
+    /// is written every `fragment` of video; a fixed recording is done at its duration.
+    async fn frame(&mut self, fr: super::frame::Frame) -> Result<Option<Ending>> {
+        let plan = &self.plan;
+        let Some(open_file) = self.cur.as_ref() else {
+            return Ok(None);
+        };
+        Counters::add(&plan.counters.frames_in, 1);
+        let key = fr.kind == TrackKind::Video && fr.keyframe;
+        let rotate = key
+            && plan.duration.is_none()
+            && open_file.written + open_file.muxer.video_done() >= plan.segment.as_secs_f64();
+        if let Some(f) = self.cur.take_if(|_| rotate) {
+            let tracks = f.muxer.tracks.clone();
+            self.total += f.written;
+            close(&self.store, f, RecordingStatus::Completed, None).await?;
+            let mut nf = open(&self.store, plan, &tracks, fr.wall, None).await?;
+            self.current.send_replace(nf.row.id);
+            nf.muxer.push(fr);
+            self.cur = Some(nf);
+            return Ok(None);
+        }
+        let Some(f) = self.cur.as_mut() else {
+            return Ok(None);
+        };
+        let video = fr.kind == TrackKind::Video;
+        f.muxer.push(fr);
+        if video && f.muxer.video_buffered() >= plan.fragment.as_secs_f64() {
+            f.write_fragment(true).await?;
+            if f.last_sync.elapsed() >= plan.sync_every {
+                f.sync().await?;
+            }
+        }
+        Ok(plan
+            .duration
+            .filter(|d| self.total + f.written >= d.as_secs_f64())
+            .map(|_| Ending::Done))
+    }
+
+    /// Closes the file being written, and the reserved row if no video ever came.
+    async fn finish(self, ending: &Ending) {
+        let camera = &self.plan.camera_id;
+        if let Some(f) = self.cur {
+            let (status, note) = match ending {
+                Ending::Done => (RecordingStatus::Completed, None),
+                Ending::Stopped(why) => (RecordingStatus::Stopped, Some(why.clone())),
+            };
+            if let Err(e) = close(&self.store, f, status, note).await {
+                warn!(camera = %camera, error = %e.chain(), "could not finish the recording row");
+            }
+        }
+        if let Some(r) = self.reserved {
+            // no video ever came: the row says so, there is no file
+            let why = match ending {
+                Ending::Stopped(w) => format!("no video arrived from the camera ({w})"),
+                Ending::Done => "no video arrived from the camera".into(),
+            };
+            let end = RecordingEnd {
+                end_time: r.start_time,
+                duration_sec: 0.0,
+                file_size: 0,
+                status: RecordingStatus::Stopped,
+                note: Some(why),
+            };
+            if let Err(e) = self.store.finish_recording(r.id, end).await {
+                warn!(camera = %camera, error = %e.chain(), "could not finish the recording row");
+            }
+        }
+    }
+}
+
+/// Runs one recording session from the camera's events until it ends. `current` carries the
+/// id of the row being written.
 pub async fn run(
     store: DynStore,
     plan: RecordingPlan,
@@ -305,10 +422,14 @@ pub async fn run(
     reserved: Recording,
     current: watch::Sender<i64>,
 ) -> Ending {
-    // the row made when the recording was asked for; its file opens with the first video
-    let mut reserved = Some(reserved);
-    let mut cur: Option<File> = None;
-    let mut total = 0.0f64;
+    let mut s = Session {
+        store,
+        plan,
+        reserved: Some(reserved),
+        cur: None,
+        total: 0.0,
+        current,
+    };
     let ending = loop {
         let ev = tokio::select! {
             _ = stop.changed() => break Ending::Stopped(stop.borrow().clone().unwrap_or_else(|| "stopped".into())),
@@ -317,94 +438,21 @@ pub async fn run(
                 None => break Ending::Stopped("the camera session ended".into()),
             },
         };
-        let step: Result<Option<Ending>> = async {
-            match ev {
-                Event::Start(tracks) => {
-                    let same = cur.as_ref().is_some_and(|f| f.init == fmp4::init_segment(&tracks.infos()));
-                    if !same {
-                        if let Some(f) = cur.take() {
-                            total += f.written;
-                            close(&store, f, RecordingStatus::Completed, Some("the camera's parameters changed; continued in the next file".into())).await?;
-                        }
-                        let f = open(&store, &plan, &tracks, Utc::now(), reserved.take()).await?;
-                        current.send_replace(f.row.id);
-                        info!(camera = %plan.camera_id, recording = f.row.id, path = %f.path.display(), "recording started");
-                        cur = Some(f);
-                    }
-                }
-                Event::Frame(fr) => {
-                    let Some(open_file) = cur.as_ref() else { return Ok(None) };
-                    Counters::add(&plan.counters.frames_in, 1);
-                    let key = fr.kind == TrackKind::Video && fr.keyframe;
-                    let rotate = key
-                        && plan.duration.is_none()
-                        && open_file.written + open_file.muxer.video_done() >= plan.segment.as_secs_f64();
-                    if let Some(f) = cur.take_if(|_| rotate) {
-                        // continuous: rotate at a key frame
-                        let tracks = f.muxer.tracks.clone();
-                        total += f.written;
-                        close(&store, f, RecordingStatus::Completed, None).await?;
-                        let mut nf = open(&store, &plan, &tracks, fr.wall, None).await?;
-                        current.send_replace(nf.row.id);
-                        nf.muxer.push(fr);
-                        cur = Some(nf);
-                        return Ok(None);
-                    }
-                    let Some(f) = cur.as_mut() else { return Ok(None) };
-                    let video = fr.kind == TrackKind::Video;
-                    f.muxer.push(fr);
-                    if video && f.muxer.video_buffered() >= plan.fragment.as_secs_f64() {
-                        f.write_fragment(true).await?;
-                        if f.last_sync.elapsed() >= plan.sync_every {
-                            f.sync().await?;
-                        }
-                    }
-                    if let Some(d) = plan.duration {
-                        if total + f.written >= d.as_secs_f64() {
-                            return Ok(Some(Ending::Done));
-                        }
-                    }
-                }
-            }
-            Ok(None)
-        }
-        .await;
+        let step = match ev {
+            Event::Start(tracks) => s.start(tracks).await.map(|()| None),
+            Event::Frame(fr) => s.frame(fr).await,
+        };
         match step {
             Ok(None) => {}
             Ok(Some(e)) => break e,
             Err(e) => {
                 let why = e.chain();
-                warn!(camera = %plan.camera_id, error = %why, "recording failed");
+                warn!(camera = %s.plan.camera_id, error = %why, "recording failed");
                 break Ending::Stopped(why);
             }
         }
     };
-    if let Some(f) = cur {
-        let (status, note) = match &ending {
-            Ending::Done => (RecordingStatus::Completed, None),
-            Ending::Stopped(why) => (RecordingStatus::Stopped, Some(why.clone())),
-        };
-        if let Err(e) = close(&store, f, status, note).await {
-            warn!(camera = %plan.camera_id, error = %e.chain(), "could not finish the recording row");
-        }
-    }
-    if let Some(r) = reserved {
-        // no video ever came: the row says so, there is no file
-        let why = match &ending {
-            Ending::Stopped(w) => format!("no video arrived from the camera ({w})"),
-            Ending::Done => "no video arrived from the camera".into(),
-        };
-        let end = RecordingEnd {
-            end_time: r.start_time,
-            duration_sec: 0.0,
-            file_size: 0,
-            status: RecordingStatus::Stopped,
-            note: Some(why),
-        };
-        if let Err(e) = store.finish_recording(r.id, end).await {
-            warn!(camera = %plan.camera_id, error = %e.chain(), "could not finish the recording row");
-        }
-    }
+    s.finish(&ending).await;
     ending
 }
 
