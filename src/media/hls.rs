@@ -171,6 +171,45 @@ impl std::fmt::Display for Ms {
     }
 }
 
+/// The first segment whose parts a playlist lists: those within the last three target
+/// durations.
+fn parts_from(w: &Window, target: u64) -> u64 {
+    let mut recent = 0.0;
+    let mut from = u64::MAX;
+    for seg in w.segments.iter().rev() {
+        from = seg.msn;
+        recent += seg.duration();
+        if recent >= 3.0 * target as f64 {
+            break;
+        }
+    }
+    from
+}
+
+/// The end of an LL-HLS playlist: the map of a new init the next part belongs to (after the
+/// last segment listed with `map_gen`), and the preload hint for the next part.
+fn preload_hint(s: &mut String, w: &Window, map_gen: Option<u64>, q: &str) {
+    let (msn, idx) = match w.segments.back() {
+        Some(seg) if !seg.complete => (seg.msn, seg.parts.len()),
+        _ => (w.next_msn, 0),
+    };
+    if let Some(g) = w.muxer.as_ref().map(|m| m.tracks.generation) {
+        if map_gen != Some(g) {
+            // the next part belongs to a new init: a player must see the map first
+            let _ = writeln!(
+                s,
+                "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-{g}.mp4{q}\""
+            );
+        }
+    }
+    if !w.opening.hides_parts() {
+        let _ = writeln!(
+            s,
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part{msn}.{idx}.m4s{q}\""
+        );
+    }
+}
+
 /// Where a player joining now should start, in seconds from the window's first segment, while
 /// the window holds a segment that does not begin with a key frame (the first GOP's one-part
 /// segments): the newest key frame at least `hold_back` behind the live edge, or the oldest one.
@@ -358,21 +397,24 @@ impl Hls {
             w.waiting_key = true;
             return;
         }
-        // a part is published as soon as its last frame is here: the waiting frames go in
-        // with an estimated duration, corrected by the next frame. In a fresh window's first
-        // GOP each part is a segment of its own (the first half the hint long), whole at once,
-        // and so is the next GOP's first part; `start_offset` points players joining meanwhile
-        // at a key frame.
+        if video && self.cfg.low_latency {
+            self.publish_part_if_due(w);
+        }
+    }
+
+    /// A part is published as soon as its last frame is here: the waiting frames go in with
+    /// an estimated duration, corrected by the next frame. In a fresh window's first GOP each
+    /// part is a segment of its own (the first half the hint long), whole at once, and so is
+    /// the next GOP's first part; `start_offset` points players joining meanwhile at a key
+    /// frame.
+    fn publish_part_if_due(&self, w: &mut Window) {
         let fresh = w.segments.is_empty();
         let hint = if fresh {
             self.cfg.part_hint / 2.0
         } else {
             self.cfg.part_hint
         };
-        if video
-            && self.cfg.low_latency
-            && w.muxer.as_ref().is_some_and(|m| m.video_buffered() >= hint)
-        {
+        if w.muxer.as_ref().is_some_and(|m| m.video_buffered() >= hint) {
             if let Some(m) = w.muxer.as_mut() {
                 m.complete_pending();
             }
@@ -636,16 +678,7 @@ impl Hls {
         if w.discontinuity_seq > 0 {
             let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", w.discontinuity_seq);
         }
-        // parts are listed for the segments within the last three target durations
-        let mut recent = 0.0;
-        let mut parts_from = u64::MAX;
-        for seg in w.segments.iter().rev() {
-            parts_from = seg.msn;
-            recent += seg.duration();
-            if recent >= 3.0 * target as f64 {
-                break;
-            }
-        }
+        let parts_from = parts_from(w, target);
         let mut map_gen = None;
         for seg in &w.segments {
             if !ll && !seg.complete {
@@ -685,25 +718,7 @@ impl Hls {
             }
         }
         if ll {
-            let (msn, idx) = match w.segments.back() {
-                Some(seg) if !seg.complete => (seg.msn, seg.parts.len()),
-                _ => (w.next_msn, 0),
-            };
-            if let Some(g) = w.muxer.as_ref().map(|m| m.tracks.generation) {
-                if map_gen != Some(g) {
-                    // the next part belongs to a new init: a player must see the map first
-                    let _ = writeln!(
-                        s,
-                        "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-{g}.mp4{q}\""
-                    );
-                }
-            }
-            if !w.opening.hides_parts() {
-                let _ = writeln!(
-                    s,
-                    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part{msn}.{idx}.m4s{q}\""
-                );
-            }
+            preload_hint(&mut s, w, map_gen, q);
         }
         s
     }
