@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::media::ingest::Source;
 use crate::services::cameras::CameraRequest;
-use crate::store::{CreateMode, NewUser, Role};
+use crate::store::{CreateMode, Role};
 
 const CAMERAS: u32 = 4;
 
@@ -26,25 +26,46 @@ pub async fn run(mut config: Config) -> Result<()> {
     let media =
         Media::embedded().map_err(|e| Error::internal(format!("embedded fixtures: {e}")))?;
     let sim = Camsim::new(media, "admin", "camsim", false);
-    let sim_addr = camsim::start(sim, "127.0.0.1:0".parse().expect("literal address"))
+    let sim_addr = camsim::start(sim, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|e| Error::failed("camera simulator", e))?;
 
     let app = App::open(config, Arc::new(SystemClock)).await?;
     let password = hex::encode(rand::random::<[u8; 6]>());
-    let hash = app.passwords.hash(&password).await?;
     let admin = app
-        .store
-        .create_user(
-            NewUser {
-                username: "admin".into(),
-                password_hash: hash,
-                role: Role::Admin,
-            },
+        .users
+        .create(
+            "admin".into(),
+            &password,
+            Role::Admin,
             CreateMode::FirstUser,
         )
         .await?;
     let (_, login) = app.tokens.issue(&admin, 0)?;
+    let cams = add_cameras(&app, sim_addr, &login).await?;
+
+    let listener = tokio::net::TcpListener::bind(app.config.listen_addr)
+        .await
+        .map_err(|e| Error::failed(format!("cannot listen on {}", app.config.listen_addr), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::failed("listener has no address", e))?;
+    welcome(&format!("http://{addr}"), &dir, &password, sim_addr, &cams);
+    crate::api::server::serve(app.clone(), listener, None, app::shutdown_signal()).await;
+    app.streams
+        .stop_all(std::time::Duration::from_secs(5))
+        .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The demo's cameras, channels of one simulated DVR (the first with audio), each pulled
+/// at once; their ids with a player token each.
+async fn add_cameras(
+    app: &App,
+    sim_addr: std::net::SocketAddr,
+    login: &crate::auth::jwt::Claims,
+) -> Result<Vec<(String, String)>> {
     let mut cams = Vec::new();
     for ch in 1..=CAMERAS {
         let path = if ch == 1 {
@@ -69,17 +90,20 @@ pub async fn run(mut config: Config) -> Result<()> {
         cams.push((
             cam.id.clone(),
             app.tokens
-                .issue_player(&login, PlayerScope::Camera, &cam.id, None)?,
+                .issue_player(login, PlayerScope::Camera, &cam.id, None)?,
         ));
     }
+    Ok(cams)
+}
 
-    let listener = tokio::net::TcpListener::bind(app.config.listen_addr)
-        .await
-        .map_err(|e| Error::failed(format!("cannot listen on {}", app.config.listen_addr), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::internal(e.to_string()))?;
-    let base = format!("http://{addr}");
+/// What the newcomer reads: where the demo runs, how to log in, a link per camera.
+fn welcome(
+    base: &str,
+    dir: &std::path::Path,
+    password: &str,
+    sim_addr: std::net::SocketAddr,
+    cams: &[(String, String)],
+) {
     println!(
         "vigia demo is running at {base}  (Ctrl-C stops it and removes {})",
         dir.display()
@@ -100,12 +124,6 @@ pub async fn run(mut config: Config) -> Result<()> {
     println!(
         "  API:    curl -s -XPOST {base}/api/auth/login -d '{{\"username\":\"admin\",\"password\":\"{password}\"}}'"
     );
-    crate::api::server::serve(app.clone(), listener, None, app::shutdown_signal()).await;
-    app.streams
-        .stop_all(std::time::Duration::from_secs(5))
-        .await;
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {

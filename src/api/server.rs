@@ -264,64 +264,79 @@ pub async fn serve(
             drop(stream); // closed at once: the flood gets a reset, not a slot
             continue;
         };
-        let accepted = Instant::now();
-        let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::default());
-        activity.touch();
-        let svc = {
-            let (app, activity) = (app.clone(), activity.clone());
-            service_fn(move |req| {
-                let (app, guard) = (app.clone(), InFlight::new(&activity));
-                async move {
-                    let resp = crate::api::handle(app, req, peer).await;
-                    drop(guard);
-                    Ok::<_, Infallible>(resp)
-                }
-            })
-        };
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let app = app.clone();
-        let tls = tls.clone();
+        let (app, builder, watcher, tls) = (
+            app.clone(),
+            builder.clone(),
+            graceful.watcher(),
+            tls.clone(),
+        );
         tokio::spawn(async move {
             let _held = (permit, slot);
-            let served = async {
-                match tls {
-                    None => {
-                        let io = Tracked {
-                            inner: stream,
-                            activity: activity.clone(),
-                        };
-                        let conn = builder.serve_connection(TokioIo::new(io), svc);
-                        let _ = watcher.watch(conn.into_owned()).await;
-                    }
-                    Some(acceptor) => {
-                        let tls = match acceptor.accept(stream).await {
-                            Ok(s) => s,
-                            Err(e) => return debug!(%peer, error = %e, "TLS handshake failed"),
-                        };
-                        let io = Tracked {
-                            inner: tls,
-                            activity: activity.clone(),
-                        };
-                        let conn = builder.serve_connection(TokioIo::new(io), svc);
-                        let _ = watcher.watch(conn.into_owned()).await;
-                    }
-                }
-            };
-            tokio::select! {
-                _ = served => {}
-                why = activity.overstayed(accepted) => {
-                    app.connections.timed_out.fetch_add(1, Ordering::Relaxed);
-                    debug!(%peer, why, "connection closed");
-                }
-            }
+            connection(app, stream, peer, tls, builder, watcher).await;
         });
     }
     drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => warn!("in-flight requests did not finish in time"),
+    }
+}
+
+/// Serves one accepted connection (TLS first when configured) until the client is done,
+/// it overstays its timeouts, or the server stops.
+async fn connection(
+    app: Arc<App>,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let accepted = Instant::now();
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity::default());
+    activity.touch();
+    let svc = {
+        let (app, activity) = (app.clone(), activity.clone());
+        service_fn(move |req| {
+            let (app, guard) = (app.clone(), InFlight::new(&activity));
+            async move {
+                let resp = crate::api::handle(app, req, peer).await;
+                drop(guard);
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    let served = async {
+        match tls {
+            None => {
+                let io = Tracked {
+                    inner: stream,
+                    activity: activity.clone(),
+                };
+                let conn = builder.serve_connection(TokioIo::new(io), svc);
+                let _ = watcher.watch(conn.into_owned()).await;
+            }
+            Some(acceptor) => {
+                let tls = match acceptor.accept(stream).await {
+                    Ok(s) => s,
+                    Err(e) => return debug!(%peer, error = %e, "TLS handshake failed"),
+                };
+                let io = Tracked {
+                    inner: tls,
+                    activity: activity.clone(),
+                };
+                let conn = builder.serve_connection(TokioIo::new(io), svc);
+                let _ = watcher.watch(conn.into_owned()).await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = served => {}
+        why = activity.overstayed(accepted) => {
+            app.connections.timed_out.fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, why, "connection closed");
+        }
     }
 }
 
