@@ -494,50 +494,7 @@ impl Discovery {
         for (svc, r) in results {
             let ip = svc.ip;
             let dev = match r {
-                Ok(d) => {
-                    let brand = brand_of_maker(&d.info.manufacturer);
-                    let port = d.streams.first().map_or(554, |u| path_and_port(u).1);
-                    let mut urls = HashMap::new();
-                    let channels: Vec<Channel> = d
-                        .streams
-                        .iter()
-                        .enumerate()
-                        .map(|(i, u)| {
-                            let ch = i as u32 + 1;
-                            // the device's own address, whatever host it reported: the scan's
-                            // credentials go to the device the admin adds, nowhere else
-                            let own = onvif::on_device_host(u, &format!("rtsp://{ip}"));
-                            if url_host_v4(u) != Some(ip) {
-                                warn!(device = %ip, reported = %crate::camera::url::redacted(u), "ONVIF device reported a stream on another host; using the device's own address");
-                            }
-                            urls.insert(ch, Some(own));
-                            Channel {
-                                channel: ch,
-                                rtsp_path: path_and_port(u).0,
-                            }
-                        })
-                        .collect();
-                    found.known.push((
-                        ip.to_string(),
-                        self.known_entry(sealer, &ip, brand, port, urls, login),
-                    ));
-                    Device {
-                        ip: ip.to_string(),
-                        port,
-                        brand: Some(d.info.manufacturer).filter(|b| !b.is_empty()),
-                        model: Some(d.info.model)
-                            .filter(|m| !m.is_empty())
-                            .or(svc.hardware),
-                        name: svc.name,
-                        onvif: true,
-                        status: if channels.is_empty() {
-                            Status::NoStreamFound
-                        } else {
-                            Status::Ok
-                        },
-                        channels,
-                    }
-                }
+                Ok(d) => self.onvif_device(sealer, login, svc, d, found),
                 Err(onvif::OnvifError::NotAuthorized) => Device {
                     ip: ip.to_string(),
                     port: 554,
@@ -557,6 +514,61 @@ impl Discovery {
             found.devices.push(dev);
         }
         onvif_ips
+    }
+
+    /// What an ONVIF device that answered is: its channels (each stream on the device's own
+    /// address), remembered with the scan's credentials for adding it later.
+    fn onvif_device(
+        &self,
+        sealer: &Sealer,
+        login: Option<&Login>,
+        svc: OnvifService,
+        d: onvif::OnvifDevice,
+        found: &mut Findings,
+    ) -> Device {
+        let ip = svc.ip;
+        let brand = brand_of_maker(&d.info.manufacturer);
+        let port = d.streams.first().map_or(554, |u| path_and_port(u).1);
+        let mut urls = HashMap::new();
+        let channels: Vec<Channel> = d
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let ch = i as u32 + 1;
+                // the device's own address, whatever host it reported: the scan's
+                // credentials go to the device the admin adds, nowhere else
+                let own = onvif::on_device_host(u, &format!("rtsp://{ip}"));
+                if url_host_v4(u) != Some(ip) {
+                    warn!(device = %ip, reported = %crate::camera::url::redacted(u), "ONVIF device reported a stream on another host; using the device's own address");
+                }
+                urls.insert(ch, Some(own));
+                Channel {
+                    channel: ch,
+                    rtsp_path: path_and_port(u).0,
+                }
+            })
+            .collect();
+        found.known.push((
+            ip.to_string(),
+            self.known_entry(sealer, &ip, brand, port, urls, login),
+        ));
+        Device {
+            ip: ip.to_string(),
+            port,
+            brand: Some(d.info.manufacturer).filter(|b| !b.is_empty()),
+            model: Some(d.info.model)
+                .filter(|m| !m.is_empty())
+                .or(svc.hardware),
+            name: svc.name,
+            onvif: true,
+            status: if channels.is_empty() {
+                Status::NoStreamFound
+            } else {
+                Status::Ok
+            },
+            channels,
+        }
     }
 
     /// Asks every open port whether it speaks RTSP, then tries the brand templates (and
