@@ -563,3 +563,223 @@ impl Recordings {
 /// The note of recordings closed by a shutdown (their cameras keep `is_recording`, so
 /// continuous ones resume).
 pub const SHUTDOWN: &str = "vigia shut down";
+
+/// The recording life cycle without a network: the cameras are scripted through the
+/// streams' [`Opener`](super::streams::Opener), the store is redb in a temporary directory,
+/// and durations are media time, so seconds of video take milliseconds.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::fmp4::TrackKind;
+    use crate::media::frame::{test_tracks, Event, Frame};
+    use crate::media::hls::HlsConfig;
+    use crate::media::streams::{Opener, Pull};
+    use crate::store::{Brand, RecordingStatus, Transport};
+    use bytes::Bytes;
+
+    /// A camera that sends `seconds` of 25 fps video (a key frame every second) as fast as
+    /// it is taken, then stays connected, silent, until its session is stopped.
+    struct Scripted {
+        seconds: i64,
+    }
+
+    impl Opener for Scripted {
+        fn pull(&self, mut p: Pull) -> futures_util::future::BoxFuture<'static, ()> {
+            let frames = self.seconds * 25;
+            Box::pin(async move {
+                if frames > 0 {
+                    p.fanout.publish(Event::Start(test_tracks(1, 640, 360)));
+                }
+                for n in 0..frames {
+                    p.fanout.publish(Event::Frame(Frame {
+                        kind: TrackKind::Video,
+                        pts: n * 3600,
+                        keyframe: n % 25 == 0,
+                        data: Bytes::from(vec![0u8; 500]),
+                        arrived: Instant::now(),
+                        wall: chrono::Utc::now(),
+                    }));
+                    if n % 25 == 0 {
+                        // a camera sends a second's frames over a second: the consumers run
+                        tokio::task::yield_now().await;
+                    }
+                }
+                let _ = p.stop.wait_for(|s| *s).await;
+            })
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        store: DynStore,
+        recordings: Arc<Recordings>,
+    }
+
+    async fn rig(camera_seconds: i64) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(None, dir.path()).await.unwrap();
+        for ip in ["10.0.0.1", "10.0.0.2"] {
+            store
+                .create_camera(Camera {
+                    id: ip.into(),
+                    ip: ip.into(),
+                    channel: 1,
+                    name: format!("cam {ip}"),
+                    brand: Brand::Generic,
+                    port: 554,
+                    rtsp_url_sealed: vec![1],
+                    rtsp_url_display: format!("rtsp://{ip}/"),
+                    transport: Transport::Tcp,
+                    is_active: true,
+                    last_seen: None,
+                    is_recording: false,
+                    created_at: chrono::Utc::now(),
+                    node: "box".into(),
+                })
+                .await
+                .unwrap();
+        }
+        let streams = Streams::with_opener(
+            8,
+            Duration::from_secs(60),
+            HlsConfig::default(),
+            Arc::new(Scripted {
+                seconds: camera_seconds,
+            }),
+        );
+        let recordings = Recordings::new(
+            store.clone(),
+            streams,
+            RecordingConfig {
+                root: dir.path().join("recordings"),
+                segment: Duration::from_secs(900),
+                sync_every: Duration::from_secs(5),
+                fragment: Duration::from_secs(1),
+                min_free_bytes: 0,
+                retention: None,
+                node: "box".into(),
+                shared: false,
+            },
+        );
+        Rig {
+            _dir: dir,
+            store,
+            recordings,
+        }
+    }
+
+    fn source(camera: &str) -> Source {
+        Source {
+            camera: camera.into(),
+            url: format!("rtsp://{camera}/"),
+            credentials: None,
+            transport: Transport::Tcp,
+        }
+    }
+
+    impl Rig {
+        /// Waits (bounded) until `camera` no longer records here.
+        async fn ended(&self, camera: &str) {
+            let t0 = Instant::now();
+            while self.recordings.status(camera).is_some() {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "{camera} still records"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+
+        /// What the camera's row says.
+        async fn is_recording(&self, camera: &str) -> bool {
+            let cam = self.store.camera(camera).await.unwrap();
+            cam.expect("the camera exists").is_recording
+        }
+
+        async fn row(&self, id: i64) -> crate::store::Recording {
+            self.store.recording(id).await.unwrap().unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fixed_recording_runs_to_its_duration_then_lets_the_camera_go() {
+        let rig = rig(10).await;
+        let id = rig
+            .recordings
+            .start(
+                source("10.0.0.1"),
+                Some(7),
+                Some(Duration::from_secs(3)),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(rig.is_recording("10.0.0.1").await);
+        rig.ended("10.0.0.1").await;
+        let r = rig.row(id).await;
+        assert_eq!(
+            (r.status, r.user_id, r.continuous),
+            (RecordingStatus::Completed, Some(7), false)
+        );
+        assert!((r.duration_sec - 3.0).abs() <= 0.04 + 1e-9, "{r:?}");
+        assert!(r.file_size > 0);
+        assert!(
+            !rig.is_recording("10.0.0.1").await,
+            "the camera no longer says it records"
+        );
+        assert_eq!(rig.recordings.count_for(7), 0);
+    }
+
+    #[tokio::test]
+    async fn a_camera_that_sends_no_video_leaves_a_row_that_says_so() {
+        let rig = rig(0).await;
+        let id = rig
+            .recordings
+            .start(source("10.0.0.1"), None, None, None)
+            .await
+            .unwrap();
+        assert_eq!(rig.recordings.status("10.0.0.1").map(|s| s.0), Some(id));
+        rig.recordings
+            .stop("10.0.0.1", "stopped by a user")
+            .unwrap();
+        rig.ended("10.0.0.1").await;
+        let r = rig.row(id).await;
+        assert_eq!((r.status, r.file_size), (RecordingStatus::Stopped, 0));
+        assert_eq!(
+            r.note.as_deref(),
+            Some("no video arrived from the camera (stopped by a user)")
+        );
+        assert!(matches!(
+            rig.recordings.stop("10.0.0.1", "again"),
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn one_recording_per_camera_and_the_users_limit_hold() {
+        let rig = rig(2).await;
+        let first = rig
+            .recordings
+            .start(source("10.0.0.1"), Some(3), None, Some(1));
+        let id = first.await.unwrap();
+        let again = rig
+            .recordings
+            .start(source("10.0.0.1"), Some(4), None, None)
+            .await;
+        assert!(matches!(again, Err(Error::Busy(_))), "{again:?}");
+        let over = rig
+            .recordings
+            .start(source("10.0.0.2"), Some(3), None, Some(1))
+            .await;
+        assert!(matches!(over, Err(Error::Limit(_))), "{over:?}");
+        assert_eq!(rig.recordings.count_for(3), 1);
+        rig.recordings.stop_all(SHUTDOWN).await;
+        let r = rig.row(id).await;
+        assert_eq!(r.status, RecordingStatus::Stopped);
+        // what the recorder had taken when the stop came (the camera sent 2 s)
+        assert!(r.duration_sec <= 2.0 + 1e-9, "{r:?}");
+        // stopped by a shutdown, a continuous recording keeps its camera's is_recording (it
+        // resumes at the next start)
+        assert!(rig.is_recording("10.0.0.1").await);
+    }
+}

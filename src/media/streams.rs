@@ -89,15 +89,54 @@ pub struct Streams {
     max: usize,
     timeout: Duration,
     hls: HlsConfig,
+    opener: Arc<dyn Opener>,
+}
+
+/// What a camera's session needs to run: where to pull from, where frames go, the state to
+/// keep, when to stop, and a count of sessions opened.
+pub struct Pull {
+    pub src: Source,
+    pub fanout: Arc<Fanout>,
+    pub state: Arc<Mutex<State>>,
+    pub stop: watch::Receiver<bool>,
+    pub sessions: Arc<AtomicU64>,
+}
+
+/// Pulls a camera until told to stop: RTSP through retina ([`Rtsp`]) in the product, a
+/// scripted camera in unit tests of what consumes the frames.
+pub trait Opener: Send + Sync {
+    fn pull(&self, p: Pull) -> futures_util::future::BoxFuture<'static, ()>;
+}
+
+/// The product's opener: [`ingest::supervise`], one retina session at a time, reconnecting.
+pub struct Rtsp;
+
+impl Opener for Rtsp {
+    fn pull(&self, p: Pull) -> futures_util::future::BoxFuture<'static, ()> {
+        Box::pin(ingest::supervise(
+            p.src, p.fanout, p.state, p.stop, p.sessions,
+        ))
+    }
 }
 
 impl Streams {
     pub fn new(max: usize, timeout: Duration, hls: HlsConfig) -> Arc<Streams> {
+        Streams::with_opener(max, timeout, hls, Arc::new(Rtsp))
+    }
+
+    /// [`Streams::new`] with cameras pulled by `opener`.
+    pub fn with_opener(
+        max: usize,
+        timeout: Duration,
+        hls: HlsConfig,
+        opener: Arc<dyn Opener>,
+    ) -> Arc<Streams> {
         Arc::new(Streams {
             live: Mutex::new(HashMap::new()),
             max,
             timeout,
             hls,
+            opener,
         })
     }
 
@@ -164,13 +203,13 @@ impl Streams {
         if viewer {
             live.want_hls();
         }
-        let task = tokio::spawn(ingest::supervise(
+        let task = tokio::spawn(self.opener.pull(Pull {
             src,
-            live.fanout.clone(),
-            live.state.clone(),
-            stop_rx,
-            live.sessions.clone(),
-        ));
+            fanout: live.fanout.clone(),
+            state: live.state.clone(),
+            stop: stop_rx,
+            sessions: live.sessions.clone(),
+        }));
         *live.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         info!(camera = %live.id, "stream started");
         map.insert(live.id.clone(), live.clone());
