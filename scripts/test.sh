@@ -22,7 +22,7 @@ cargo test --locked --lib -- --color never 2>&1 | tee "$log"
 cargo test --locked --all-targets --features postgres -- --color never 2>&1 | tee -a "$log"
 # the HTTP suites once more, every server in Postgres mode
 VIGIA_TEST_STORE=postgres cargo test --locked --features postgres \
-  --test auth --test cameras --test contract --test permissions --test system --test users \
+  --test auth --test cameras --test compat --test contract --test permissions --test system --test users \
   -- --color never 2>&1 | tee -a "$log"
 # the aarch64 build: its unit tests under qemu-aarch64 and an end-to-end smoke (~4 min)
 ./scripts/test-arm.sh 2>&1 | tee -a "$log"

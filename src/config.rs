@@ -306,6 +306,20 @@ fn items(v: &Option<String>) -> impl Iterator<Item = &str> {
 }
 
 /// Checks an IPv4 CIDR such as `192.168.1.0/24`.
+/// Settings of the Flask backend that vigia has no use for (it remuxes in-process: no ffmpeg,
+/// HLS in RAM, no Flask), among `vars`: sorted names, for one warning at start.
+pub fn unused_flask_settings(vars: impl Iterator<Item = (String, String)>) -> Vec<String> {
+    let mut names: Vec<String> = vars
+        .map(|(k, _)| k)
+        .filter(|k| {
+            k.starts_with("FFMPEG_")
+                || ["HLS_OUTPUT_DIR", "BASE_DIR", "FLASK_ENV"].contains(&k.as_str())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 pub fn parse_cidr(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
     let (ip, len) = s.trim().split_once('/')?;
     let ip: std::net::Ipv4Addr = ip.parse().ok()?;
@@ -581,6 +595,32 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flask_backends_unused_settings_are_named() {
+        let vars = [
+            ("FFMPEG_PATH", "/usr/bin/ffmpeg"),
+            ("SECRET_KEY", "x"),
+            ("FLASK_ENV", "production"),
+            ("HLS_OUTPUT_DIR", "/tmp/hls"),
+            ("BASE_DIR", "/opt/app"),
+            ("FFMPEG_LOGLEVEL", "error"),
+            ("MAX_STREAMS", "16"),
+            ("XFFMPEG_", "no"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(
+            unused_flask_settings(vars),
+            [
+                "BASE_DIR",
+                "FFMPEG_LOGLEVEL",
+                "FFMPEG_PATH",
+                "FLASK_ENV",
+                "HLS_OUTPUT_DIR"
+            ]
+        );
+    }
 
     #[test]
     fn defaults_are_the_old_backends() {

@@ -341,6 +341,13 @@ fn main() {
                 }
             };
             init_logging();
+            let unused = vigia::config::unused_flask_settings(std::env::vars());
+            if !unused.is_empty() {
+                tracing::warn!(
+                    settings = %unused.join(", "),
+                    "settings of the Flask backend are set but unused: vigia pulls and remuxes in-process (no ffmpeg) and keeps live HLS in RAM; they are ignored"
+                );
+            }
             if let Err(e) = server_runtime(config.worker_threads).block_on(vigia::app::run(config))
             {
                 tracing::error!("{e}");

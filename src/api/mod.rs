@@ -242,7 +242,7 @@ macro_rules! route {
 /// parameterised ones they would also match.
 pub static ROUTES: &[Route] = &[
     route!(GET "/health" Public system::health),
-    route!(GET "/stats" Token system::stats),
+    route!(GET "/stats" Optional system::stats),
     route!(GET "/api/nodes" Token system::nodes),
     route!(POST "/api/auth/login" Public auth::login),
     route!(POST "/api/auth/logout" Token auth::logout),

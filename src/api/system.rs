@@ -41,66 +41,83 @@ pub async fn health(c: Ctx) -> Result<Response<Body>> {
     })))
 }
 
+/// `GET /stats`: with a token, the figures and the cameras the caller may watch; without
+/// one (the old backend served it to anyone), the aggregate figures only: no camera ids or
+/// names, no per-camera state.
 pub async fn stats(c: Ctx) -> Result<Response<Body>> {
+    if c.user.is_none() {
+        let all = c.app.cameras.list(None).await?;
+        return Ok(response::ok(&aggregate(&c, &all)));
+    }
     let user = c.authorize(Action::ViewStats, None).await?;
     let cams = c.visible_cameras(Action::Watch).await?;
-    let c_state = |cam: &crate::store::Camera| c.app.streams.state(&cam.id);
-    let sessions = |cam: &crate::store::Camera| c.app.streams.sessions(&cam.id);
     let detail: Vec<_> = cams
         .iter()
-        .map(|c| {
+        .map(|cam| {
             json!({
-                "id": c.id, "name": c.name, "is_active": c.is_active,
-                "is_recording": c.is_recording, "last_seen": c.last_seen,
-                "stream": c_state(c),
-                "sessions_opened": sessions(c),
+                "id": cam.id, "name": cam.name, "is_active": cam.is_active,
+                "is_recording": cam.is_recording, "last_seen": cam.last_seen,
+                "stream": c.app.streams.state(&cam.id),
+                "sessions_opened": c.app.streams.sessions(&cam.id),
             })
         })
         .collect();
-    let disk = |p: &Path| {
-        crate::system::host::disk_space(p)
-            .map(|(total, free)| json!({ "total_bytes": total, "free_bytes": free }))
-    };
-    let mut body = json!({
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    let rec = &c.app.recordings.counters;
+    let mut body = aggregate(&c, &cams);
+    body["cameras"]["detail"] = json!(detail);
+    let streams = &mut body["streams"];
+    streams["hls_window_bytes"] = json!(c.app.streams.window_bytes());
+    streams["segment_buffers"] = segment_buffers();
+    streams["part_publish_ms"] = json!(c
+        .app
+        .streams
+        .publish_latency_ms()
+        .map(|(p50, p99, n)| json!({"p50": p50, "p99": p99, "samples": n})));
+    let recordings = &mut body["recordings"];
+    recordings["frames_in"] = json!(rec.frames_in.load(relaxed));
+    recordings["frames_out"] = json!(rec.frames_out.load(relaxed));
+    recordings["payload_bytes"] = json!(rec.payload_out.load(relaxed));
+    recordings["file_bytes"] = json!(rec.file_bytes.load(relaxed));
+    body["http"] = json!({
+        "connections_open": c.app.connections.open(),
+        "refused_over_per_ip_cap": c.app.connections.refused.load(relaxed),
+        "closed_for_timeout": c.app.connections.timed_out.load(relaxed),
+    });
+    body["limits"] = json!({
+        "max_streams": c.app.config.max_streams,
+        "max_connections": crate::config::MAX_CONNECTIONS,
+        "max_connections_per_ip": c.app.config.max_connections_per_ip,
+    });
+    if user.role == Role::Admin {
+        body["users"] = json!(c.app.users.count().await?);
+    }
+    Ok(response::ok(&body))
+}
+
+/// What `/stats` tells anyone on the LAN about `cams`: counts, uptime, memory and disk.
+fn aggregate(c: &Ctx, cams: &[crate::store::Camera]) -> serde_json::Value {
+    json!({
         "uptime_sec": c.app.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
         "cameras": {
             "total": cams.len(),
             "active": cams.iter().filter(|c| c.is_active).count(),
             "recording": cams.iter().filter(|c| c.is_recording).count(),
-            "detail": detail,
         },
         "streams": {
             "active": c.app.streams.active(),
             "max": c.app.config.max_streams,
-            "hls_window_bytes": c.app.streams.window_bytes(),
-            "segment_buffers": segment_buffers(),
-            "part_publish_ms": c.app.streams.publish_latency_ms().map(|(p50, p99, n)| json!({"p50": p50, "p99": p99, "samples": n})),
         },
-        "recordings": {
-            "running": c.app.recordings.running(),
-            "frames_in": c.app.recordings.counters.frames_in.load(std::sync::atomic::Ordering::Relaxed),
-            "frames_out": c.app.recordings.counters.frames_out.load(std::sync::atomic::Ordering::Relaxed),
-            "payload_bytes": c.app.recordings.counters.payload_out.load(std::sync::atomic::Ordering::Relaxed),
-            "file_bytes": c.app.recordings.counters.file_bytes.load(std::sync::atomic::Ordering::Relaxed),
-        },
-        "http": {
-            "connections_open": c.app.connections.open(),
-            "refused_over_per_ip_cap": c.app.connections.refused.load(std::sync::atomic::Ordering::Relaxed),
-            "closed_for_timeout": c.app.connections.timed_out.load(std::sync::atomic::Ordering::Relaxed),
-        },
-        "limits": {
-            "max_streams": c.app.config.max_streams,
-            "max_connections": crate::config::MAX_CONNECTIONS,
-            "max_connections_per_ip": c.app.config.max_connections_per_ip,
-        },
+        "recordings": { "running": c.app.recordings.running() },
         "memory": { "rss_bytes": crate::system::host::rss_bytes() },
-        "disk": { "data_dir": disk(&c.app.config.data_dir) },
-    });
-    if user.role == Role::Admin {
-        body["users"] = json!(c.app.users.count().await?);
-    }
-    Ok(response::ok(&body))
+        "disk": { "data_dir": disk_json(&c.app.config.data_dir) },
+    })
+}
+
+fn disk_json(p: &Path) -> Option<serde_json::Value> {
+    crate::system::host::disk_space(p)
+        .map(|(total, free)| json!({ "total_bytes": total, "free_bytes": free }))
 }
 
 /// `GET /api/nodes` (admins): every box that shares this store, its last heartbeat, and the

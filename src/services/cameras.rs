@@ -37,7 +37,7 @@ pub struct CameraRequest {
 
 fn brand(s: Option<&str>) -> Result<Option<Brand>> {
     s.map(|b| {
-        Brand::parse(&b.to_ascii_lowercase()).ok_or_else(|| {
+        Brand::from_input(b).ok_or_else(|| {
             Error::bad_request("brand must be generic, hikvision, dahua, xmeye or onvif")
         })
     })

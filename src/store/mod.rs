@@ -93,6 +93,15 @@ impl Brand {
         Brand::Xmeye,
         Brand::Onvif,
     ];
+    /// A brand as a client sends it: any case, and `dahu` (the Flask backend's template key)
+    /// for Dahua.
+    pub fn from_input(s: &str) -> Option<Brand> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "dahu" => Some(Brand::Dahua),
+            s => Brand::parse(s),
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Brand> {
         Brand::ALL.into_iter().find(|b| b.as_str() == s)
     }

@@ -1,0 +1,118 @@
+//! What an old client of the Flask backend trips on, over real HTTP: `/stats` without a
+//! token, the old brand key `dahu`, the old backend's settings left in the environment.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{assert_error, wait_until, Server};
+
+#[tokio::test]
+async fn stats_without_a_token_are_the_aggregate_only() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    s.add_camera(&admin, json!({"ip": "127.0.0.61", "name": "Back door"}))
+        .await;
+    s.add_camera(
+        &admin,
+        json!({"ip": "127.0.0.62", "name": "Till", "is_active": false}),
+    )
+    .await;
+    let (st, v) = s.call("GET", "/stats", None, Value::Null).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["cameras"],
+        json!({"total": 2, "active": 1, "recording": 0})
+    );
+    assert_eq!(v["streams"]["active"], 0);
+    assert_eq!(v["recordings"]["running"], 0);
+    assert!(v["uptime_sec"].as_u64().is_some(), "{v}");
+    assert!(v["memory"]["rss_bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["disk"]["data_dir"]["free_bytes"].as_u64().is_some(),
+        "{v}"
+    );
+    let text = v.to_string();
+    for secret in [
+        "127.0.0.61",
+        "127.0.0.62",
+        "Back door",
+        "Till",
+        "detail",
+        "users",
+        "http",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    // a bad token is still refused, and a good one sees the cameras
+    let (st, v) = s.call("GET", "/stats", Some("garbage"), Value::Null).await;
+    assert_error(st, &v, 401, "unauthorized");
+    let (st, v) = s.call("GET", "/stats", Some(&admin), Value::Null).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        v["cameras"]["detail"].as_array().map(Vec::len),
+        Some(2),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn the_old_brand_key_dahu_is_dahua() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    for (ip, brand) in [("127.0.0.63", "dahu"), ("127.0.0.64", "DAHU")] {
+        let v = s
+            .add_camera(&admin, json!({"ip": ip, "brand": brand, "channel": 2}))
+            .await;
+        assert_eq!(v["brand"], "dahua", "{v}");
+        assert_eq!(
+            v["rtsp_url"],
+            format!("rtsp://{ip}:554/cam/realmonitor?channel=2&subtype=0")
+        );
+    }
+    let (st, v) = s
+        .call(
+            "PUT",
+            "/api/cameras/127.0.0.63-ch2",
+            Some(&admin),
+            json!({"brand": "hikvision"}),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), &v["brand"]),
+        (200, &json!("hikvision")),
+        "{v}"
+    );
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/cameras",
+            Some(&admin),
+            json!({"ip": "127.0.0.65", "brand": "dahu2"}),
+        )
+        .await;
+    assert_error(st, &v, 400, "bad_request");
+}
+
+#[tokio::test]
+async fn the_flask_backends_unused_settings_are_named_once_and_ignored() {
+    let s = Server::start_with(&[
+        ("FLASK_ENV", "production"),
+        ("FFMPEG_PATH", "/usr/bin/ffmpeg"),
+        ("HLS_OUTPUT_DIR", "/var/www/hls"),
+        ("BASE_DIR", "/opt/nvr"),
+    ]);
+    let (st, _) = s.call("GET", "/health", None, Value::Null).await;
+    assert_eq!(st, 200, "it starts");
+    let line = wait_until("the warning", 10, async || {
+        s.logs()
+            .lines()
+            .find(|l| l.contains("unused"))
+            .map(str::to_string)
+    })
+    .await;
+    assert!(
+        line.contains("BASE_DIR, FFMPEG_PATH, FLASK_ENV, HLS_OUTPUT_DIR"),
+        "{line}"
+    );
+    assert_eq!(s.logs().matches("are set but unused").count(), 1);
+}
