@@ -116,3 +116,57 @@ async fn the_flask_backends_unused_settings_are_named_once_and_ignored() {
     );
     assert_eq!(s.logs().matches("are set but unused").count(), 1);
 }
+
+#[tokio::test]
+async fn the_recordings_list_says_how_many_there_are_and_where_the_next_page_starts() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    // cameras that never answer: a recording's row exists from the request on
+    let closed = support::free_port();
+    for n in 1..=3 {
+        let ip = format!("127.0.0.7{n}");
+        s.add_camera(
+            &admin,
+            json!({"ip": ip, "rtsp_url": format!("rtsp://127.0.0.1:{closed}/cam{n}")}),
+        )
+        .await;
+        s.start_recording(&admin, &ip, json!({"duration": 60}))
+            .await;
+        let (st, v) = s
+            .call(
+                "DELETE",
+                &format!("/api/nvr/record/{ip}"),
+                Some(&admin),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let page = |q: &'static str| {
+        let (s, admin) = (&s, &admin);
+        async move {
+            let (st, v) = s
+                .call(
+                    "GET",
+                    &format!("/api/nvr/recordings{q}"),
+                    Some(admin),
+                    Value::Null,
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+            let n = v["recordings"].as_array().map(Vec::len);
+            (n, v["total"].clone(), v["next_offset"].clone())
+        }
+    };
+    assert_eq!(page("").await, (Some(3), json!(3), Value::Null));
+    assert_eq!(page("?limit=2").await, (Some(2), json!(3), json!(2)));
+    assert_eq!(
+        page("?limit=2&offset=2").await,
+        (Some(1), json!(3), Value::Null)
+    );
+    assert_eq!(
+        page("?camera_ip=127.0.0.72").await,
+        (Some(1), json!(1), Value::Null)
+    );
+    assert_eq!(page("?offset=5").await, (Some(0), json!(3), Value::Null));
+}

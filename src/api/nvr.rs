@@ -215,6 +215,10 @@ pub async fn list(c: Ctx) -> Result<Response<Body>> {
         offset: count(&c, "offset", 0, MAX_OFFSET)?,
     };
     let rows = c.app.recordings.list(&filter).await?;
+    let total = c.app.recordings.count(&filter).await?;
+    // rows may have come or gone between the two reads: the next page is where this one ends
+    let end = (filter.offset + rows.len()) as u64;
+    let next_offset = (!rows.is_empty() && end < total && end <= MAX_OFFSET as u64).then_some(end);
     let mut list = Vec::with_capacity(rows.len());
     for r in &rows {
         let mut v = view(r);
@@ -229,7 +233,11 @@ pub async fn list(c: Ctx) -> Result<Response<Body>> {
         }
         list.push(v);
     }
-    Ok(response::ok(&json!({ "recordings": list })))
+    Ok(response::ok(&json!({
+        "recordings": list,
+        "total": total,
+        "next_offset": next_offset,
+    })))
 }
 
 /// The recording named by the path, if the caller may act on its camera with `action`;

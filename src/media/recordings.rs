@@ -438,6 +438,11 @@ impl Recordings {
         Ok(self.store.recordings(filter).await?)
     }
 
+    /// How many rows `filter` selects over all its pages.
+    pub async fn count(&self, filter: &RecordingFilter) -> Result<u64> {
+        Ok(self.store.count_recordings(filter).await?)
+    }
+
     /// Deletes a finished recording: its row, then its file.
     pub async fn delete(&self, r: &crate::store::Recording) -> Result<()> {
         self.store.delete_recording(r.id).await?;

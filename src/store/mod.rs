@@ -407,6 +407,8 @@ pub trait Store: Send + Sync + 'static {
     async fn recording(&self, id: i64) -> Result<Option<Recording>>;
     /// Newest first, filtered.
     async fn recordings(&self, filter: &RecordingFilter) -> Result<Vec<Recording>>;
+    /// How many recordings `filter` selects, whatever its `limit` and `offset`.
+    async fn count_recordings(&self, filter: &RecordingFilter) -> Result<u64>;
     /// Rows still marked `recording` (after a crash: to reconcile).
     async fn open_recordings(&self) -> Result<Vec<Recording>>;
     /// Up to `limit` finished recordings, oldest first (retention), without a full scan;

@@ -949,6 +949,21 @@ impl Store for PgStore {
         rows.iter().map(recording_from).collect()
     }
 
+    async fn count_recordings(&self, f: &RecordingFilter) -> Result<u64> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM recordings
+                 WHERE ($1::text[] IS NULL OR camera_id = ANY($1))
+                   AND ($2::timestamptz IS NULL OR start_time >= $2)
+                   AND ($3::timestamptz IS NULL OR start_time < $3)",
+                &[&f.camera_ids, &f.since, &f.until],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
     async fn open_recordings(&self) -> Result<Vec<Recording>> {
         let sql = format!(
             "SELECT {RECORDING_COLUMNS} FROM recordings WHERE status = 'recording' ORDER BY id"

@@ -853,6 +853,29 @@ impl Store for RedbStore {
         })
     }
 
+    async fn count_recordings(&self, f: &RecordingFilter) -> Result<u64> {
+        self.read(|t| {
+            let by_start = t.open_table(REC_BY_START)?;
+            let rows = t.open_table(RECORDINGS)?;
+            let lo = (f.since.map_or(i64::MIN, to_us), 0u64);
+            let hi = (f.until.map_or(i64::MAX, to_us), 0u64);
+            let mut n = 0u64;
+            for entry in by_start.range(lo..hi)? {
+                let id = entry?.0.value().1;
+                let Some(ids) = &f.camera_ids else {
+                    // no camera filter: the index alone counts
+                    n += 1;
+                    continue;
+                };
+                let Some(v) = rows.get(id)? else { continue };
+                if ids.contains(&recording_from_row(id, v.value())?.camera_id) {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
     async fn recordings(&self, f: &RecordingFilter) -> Result<Vec<Recording>> {
         self.read(|t| {
             let by_start = t.open_table(REC_BY_START)?;

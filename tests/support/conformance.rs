@@ -707,6 +707,16 @@ async fn recordings_index(s: DynStore) {
         ..Default::default()
     };
     assert_eq!(ids(s.recordings(&page).await.unwrap()), vec![b.id]);
+    // counts ignore the page, follow the filter
+    for (f, n) in [
+        (&all, 3),
+        (&only_a, 2),
+        (&none, 0),
+        (&window, 1),
+        (&page, 3),
+    ] {
+        assert_eq!(s.count_recordings(f).await.unwrap(), n, "{f:?}");
+    }
     let mut open = ids(s.open_recordings().await.unwrap());
     open.sort();
     assert_eq!(open, vec![a.id, b.id, c.id]);
