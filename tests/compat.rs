@@ -170,3 +170,59 @@ async fn the_recordings_list_says_how_many_there_are_and_where_the_next_page_sta
     );
     assert_eq!(page("?offset=5").await, (Some(0), json!(3), Value::Null));
 }
+
+#[tokio::test]
+async fn a_camera_carries_its_hls_url_while_it_streams() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    let closed = support::free_port();
+    for ip in ["127.0.0.81", "127.0.0.82"] {
+        s.add_camera(
+            &admin,
+            json!({"ip": ip, "rtsp_url": format!("rtsp://127.0.0.1:{closed}/x")}),
+        )
+        .await;
+    }
+    let hls_urls = async || {
+        let (st, v) = s
+            .call("GET", "/api/cameras/list", Some(&admin), Value::Null)
+            .await;
+        assert_eq!(st, 200, "{v}");
+        v["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["id"].as_str().unwrap().to_string(), c["hls_url"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let idle = hls_urls().await;
+    assert!(idle.iter().all(|(_, u)| u.is_null()), "{idle:?}");
+    let started = s.start_stream(&admin, "127.0.0.81").await;
+    let urls = hls_urls().await;
+    let (_, one) = urls.iter().find(|(id, _)| id == "127.0.0.81").unwrap();
+    assert_eq!(
+        one, &started["hls_url"],
+        "the same playable URL as the stream call's"
+    );
+    assert!(one
+        .as_str()
+        .unwrap()
+        .contains("/api/cameras/streams/127.0.0.81/index.m3u8?t="));
+    let (_, other) = urls.iter().find(|(id, _)| id == "127.0.0.82").unwrap();
+    assert!(other.is_null(), "not streaming: {other}");
+    let (_, v) = s
+        .call("GET", "/api/cameras/127.0.0.81", Some(&admin), Value::Null)
+        .await;
+    assert_eq!(v["hls_url"], started["hls_url"]);
+    let (st, _) = s
+        .call(
+            "DELETE",
+            "/api/cameras/stream/127.0.0.81",
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let stopped = hls_urls().await;
+    assert!(stopped.iter().all(|(_, u)| u.is_null()), "{stopped:?}");
+}

@@ -14,18 +14,18 @@ use crate::services::cameras::CameraRequest;
 use crate::store::{Brand, Camera, Transport};
 
 pub async fn list(c: Ctx) -> Result<Response<Body>> {
-    let cams: Vec<CameraView> = c
+    let cams = c
         .visible_cameras(Action::Watch)
         .await?
         .iter()
-        .map(|cam| CameraView::with_state(cam, &c.app.streams))
-        .collect();
+        .map(|cam| CameraView::for_caller(cam, &c))
+        .collect::<Result<Vec<_>>>()?;
     Ok(response::ok(&json!({ "cameras": cams })))
 }
 
 pub async fn get(c: Ctx) -> Result<Response<Body>> {
     let cam = c.camera(c.param(0), Action::Watch).await?;
-    Ok(response::ok(&CameraView::with_state(&cam, &c.app.streams)))
+    Ok(response::ok(&CameraView::for_caller(&cam, &c)?))
 }
 
 pub async fn create(c: Ctx) -> Result<Response<Body>> {
@@ -67,14 +67,21 @@ pub struct CameraView {
     pub node: String,
     /// The live session: `{"state": "idle" | "connecting" | "live" | "retrying" | …}`.
     pub stream: crate::media::ingest::State,
+    /// The old backend's field: the caller's playable URL while the camera is streaming
+    /// (pulled by this box), else null.
+    pub hls_url: Option<String>,
 }
 
 impl CameraView {
-    /// The view with the camera's live state from `streams`.
-    pub fn with_state(c: &Camera, streams: &crate::media::streams::Streams) -> CameraView {
-        let mut v = CameraView::from(c);
-        v.stream = streams.state(&c.id);
-        v
+    /// The view as caller `c` sees it: the camera's live state, and its `hls_url` while a
+    /// session runs.
+    pub fn for_caller(cam: &Camera, c: &Ctx) -> Result<CameraView> {
+        let mut v = CameraView::from(cam);
+        v.stream = c.app.streams.state(&cam.id);
+        if let (Some(claims), Some(_)) = (&c.claims, c.app.streams.get(&cam.id)) {
+            v.hls_url = Some(super::streams::hls_url(c, claims, &cam.id)?);
+        }
+        Ok(v)
     }
 }
 
@@ -95,6 +102,7 @@ impl From<&Camera> for CameraView {
             created_at: c.created_at,
             node: c.node.clone(),
             stream: crate::media::ingest::State::Idle,
+            hls_url: None,
         }
     }
 }

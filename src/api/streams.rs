@@ -41,12 +41,21 @@ async fn start_one(c: &Ctx, id: &str) -> Result<Placed<serde_json::Value>> {
         .claims
         .as_ref()
         .ok_or_else(|| Error::unauthorized("a login token is required"))?;
+    let hls_url = hls_url(c, claims, &cam.id)?;
+    Ok(Placed::Here(
+        json!({ "camera": cam.id, "hls_url": hls_url, "state": live.state() }),
+    ))
+}
+
+/// The caller's playable URL of camera `id`: its playlist with a player token for it, on the
+/// host (and scheme) the caller used.
+pub fn hls_url(c: &Ctx, claims: &crate::auth::jwt::Claims, id: &str) -> Result<String> {
     let token = c
         .app
         .tokens
-        .issue_player(claims, PlayerScope::Camera, &cam.id, None)?;
-    let path = format!("/api/cameras/streams/{}/index.m3u8?t={token}", cam.id);
-    let hls_url = match c.headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        .issue_player(claims, PlayerScope::Camera, id, None)?;
+    let path = format!("/api/cameras/streams/{id}/index.m3u8?t={token}");
+    Ok(match c.headers.get(HOST).and_then(|h| h.to_str().ok()) {
         Some(host) => {
             let scheme = if c.app.config.tls.is_some() {
                 "https"
@@ -56,10 +65,7 @@ async fn start_one(c: &Ctx, id: &str) -> Result<Placed<serde_json::Value>> {
             format!("{scheme}://{host}{path}")
         }
         None => path,
-    };
-    Ok(Placed::Here(
-        json!({ "camera": cam.id, "hls_url": hls_url, "state": live.state() }),
-    ))
+    })
 }
 
 pub async fn start(c: Ctx) -> Result<Response<Body>> {
