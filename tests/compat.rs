@@ -226,3 +226,86 @@ async fn a_camera_carries_its_hls_url_while_it_streams() {
     let stopped = hls_urls().await;
     assert!(stopped.iter().all(|(_, u)| u.is_null()), "{stopped:?}");
 }
+
+/// The old flow: discover, then ask for the stream of an address the scan found. An admin's
+/// request adds it (as assigning it does); anyone else's is refused and adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_then_stream_adds_what_the_scan_found() {
+    const CAM: &str = "127.0.5.10";
+    const OTHER: &str = "127.0.5.11";
+    let cams: Vec<_> = [CAM, OTHER]
+        .iter()
+        .map(|ip| {
+            support::cams::Camsim::start_args(&[
+                "--listen",
+                &format!("{ip}:0"),
+                "--only",
+                "/stream1",
+            ])
+        })
+        .collect();
+    let ports = format!("{},{}", cams[0].port, cams[1].port);
+    let s = Server::start_with(&[("SCAN_PORTS", &ports), ("ONVIF_TIMEOUT", "1")]);
+    let admin = s.bootstrap_admin().await;
+    let (_, user) = s.add_user(&admin, "guard", "user").await;
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/cameras/discover",
+            Some(&admin),
+            json!({"network_range": "127.0.5.8/29"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["devices"].as_array().map(Vec::len), Some(2), "{v}");
+    let (st, _) = s
+        .call(
+            "GET",
+            &format!("/api/cameras/{CAM}"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 404, "found, not added yet");
+
+    let started = s.start_stream(&admin, CAM).await;
+    assert!(started["hls_url"].as_str().is_some(), "{started}");
+    let (st, cam) = s
+        .call(
+            "GET",
+            &format!("/api/cameras/{CAM}"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200, "added from the scan: {cam}");
+    assert_eq!(
+        cam["rtsp_url"],
+        format!("rtsp://{CAM}:{}/stream1", cams[0].port)
+    );
+    wait_until("live", 20, async || {
+        let v = s.stream_state(&admin, CAM).await;
+        (v["state"] == "live").then_some(())
+    })
+    .await;
+
+    // a user cannot add cameras: refused (403 before 404 for non-admins), nothing added
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/api/cameras/stream/{OTHER}"),
+            Some(&user),
+            Value::Null,
+        )
+        .await;
+    assert_error(st, &v, 403, "forbidden");
+    let (st, _) = s
+        .call(
+            "GET",
+            &format!("/api/cameras/{OTHER}"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 404);
+}

@@ -24,6 +24,11 @@ const MAX_BATCH: usize = 256;
 
 /// Starts (or joins) the camera's session and returns its `hls_url` and state.
 async fn start_one(c: &Ctx, id: &str) -> Result<Placed<serde_json::Value>> {
+    // discover, then stream (the old backend's flow): an admin's request for an address a
+    // recent scan found adds it first, as assigning it does
+    if c.authorize(Action::ManageCameras, None).await.is_ok() {
+        c.app.cameras.adopt(id).await?;
+    }
     let cam = match c.camera_here(id, Action::Watch).await? {
         Placed::Here(cam) => cam,
         Placed::Elsewhere(r) => return Ok(Placed::Elsewhere(r)),

@@ -274,6 +274,35 @@ impl Cameras {
         })
     }
 
+    /// Adds every channel a recent discovery scan found at address `ip` that is not a camera
+    /// yet (every channel of a DVR); the ids of those cameras, empty when the scan found
+    /// nothing there.
+    pub async fn add_found(&self, ip: &str) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for ch in self.discovery.channels(ip) {
+            let id = camera::camera_id(ip, ch);
+            if self.store.camera(&id).await?.is_none() {
+                self.add(CameraRequest::address(ip, ch)).await?;
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// The old backend's flow, discover then stream: `id` (an address, or `<ip>-ch<N>`) that
+    /// is not a camera but an address a recent scan found gets what the scan found there
+    /// added. Nothing otherwise.
+    pub async fn adopt(&self, id: &str) -> Result<()> {
+        if self.store.camera(id).await?.is_some() {
+            return Ok(());
+        }
+        let ip = id
+            .rsplit_once("-ch")
+            .filter(|(_, n)| n.parse::<u32>().is_ok())
+            .map_or(id, |(ip, _)| ip);
+        self.add_found(ip).await.map(drop)
+    }
+
     /// Deletes a camera: its recording stops, its row goes, its session closes.
     pub async fn delete(&self, cam: &Camera) -> Result<()> {
         let _ = self.recordings.stop(&cam.id, "the camera was deleted");

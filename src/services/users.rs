@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::cameras::{CameraRequest, Cameras};
+use super::cameras::Cameras;
 use crate::auth::password::Passwords;
 use crate::error::{Error, Result};
 use crate::store::{CreateMode, DynStore, NewUser, Role, User};
@@ -111,10 +111,9 @@ impl Users {
             if self.store.camera(&ip).await?.is_some() {
                 continue;
             }
-            for ch in self.cameras.discovery.channels(&ip) {
-                let cam = self.cameras.add(CameraRequest::address(&ip, ch)).await?;
-                if !ids.contains(&cam.id) {
-                    ids.push(cam.id);
+            for id in self.cameras.add_found(&ip).await? {
+                if !ids.contains(&id) {
+                    ids.push(id);
                 }
             }
         }
