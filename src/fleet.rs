@@ -151,8 +151,8 @@ impl Fleet {
     }
 
     /// Every box that shares the store, as the store has them now.
-    pub async fn nodes(&self) -> Result<Vec<crate::store::Node>> {
-        Ok(self.h.store.nodes().await?)
+    pub async fn nodes(&self) -> Result<Vec<Node>> {
+        self.refresh().await
     }
 
     /// The owner a new camera gets: this node, unless the request names another live one.

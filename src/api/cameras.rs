@@ -77,9 +77,11 @@ impl CameraView {
     /// session runs.
     pub fn for_caller(cam: &Camera, c: &Ctx) -> Result<CameraView> {
         let mut v = CameraView::from(cam);
-        v.stream = c.app.streams.state(&cam.id);
-        if let (Some(claims), Some(_)) = (&c.claims, c.app.streams.get(&cam.id)) {
-            v.hls_url = Some(super::streams::hls_url(c, claims, &cam.id)?);
+        if let Some(live) = c.app.streams.get(&cam.id) {
+            v.stream = live.state();
+            if let Some(claims) = &c.claims {
+                v.hls_url = Some(super::streams::hls_url(c, claims, &cam.id)?);
+            }
         }
         Ok(v)
     }

@@ -16,7 +16,7 @@ use super::response::{self, Body};
 use super::{Ctx, Placed};
 use crate::auth::jwt::PlayerScope;
 use crate::auth::Action;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::media::ingest::Source;
 
 /// Most cameras one batch request may name.
@@ -24,12 +24,19 @@ const MAX_BATCH: usize = 256;
 
 /// Starts (or joins) the camera's session and returns its `hls_url` and state.
 async fn start_one(c: &Ctx, id: &str) -> Result<Placed<serde_json::Value>> {
-    // discover, then stream (the old backend's flow): an admin's request for an address a
-    // recent scan found adds it first, as assigning it does
-    if c.authorize(Action::ManageCameras, None).await.is_ok() {
-        c.app.cameras.adopt(id).await?;
-    }
-    let cam = match c.camera_here(id, Action::Watch).await? {
+    let placed = match c.camera_here(id, Action::Watch).await {
+        // discover, then stream (the old backend's flow): an admin's request for an address
+        // a recent scan found adds it, as assigning it does
+        Err(e)
+            if e.kind == Kind::NotFound
+                && c.authorize(Action::ManageCameras, None).await.is_ok()
+                && c.app.cameras.adopt(id).await? =>
+        {
+            c.camera_here(id, Action::Watch).await?
+        }
+        r => r?,
+    };
+    let cam = match placed {
         Placed::Here(cam) => cam,
         Placed::Elsewhere(r) => return Ok(Placed::Elsewhere(r)),
     };

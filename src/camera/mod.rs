@@ -42,6 +42,13 @@ pub fn camera_id(ip: &str, channel: u32) -> String {
     }
 }
 
+/// The device address of camera id `id` (the inverse of [`camera_id`]).
+pub fn address_of(id: &str) -> &str {
+    id.rsplit_once("-ch")
+        .filter(|(_, n)| n.parse::<u32>().is_ok())
+        .map_or(id, |(ip, _)| ip)
+}
+
 /// Normalises and checks a device address: an IP address or a DNS host name.
 pub fn normalize_address(ip: &str) -> Result<String> {
     let s = ip.trim();

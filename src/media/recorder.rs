@@ -312,8 +312,9 @@ impl Session {
     /// A new init: the same parameters go on in the same file (the muxer keeps its
     /// timeline); new ones close it and open the next.
     async fn start(&mut self, tracks: Arc<Tracks>) -> Result<()> {
-        let init = fmp4::init_segment(&tracks.infos());
-        if self.cur.as_ref().is_some_and(|f| f.init == init) {
+        // built here only to compare: `open` builds the one it writes
+        let same = |f: &File| f.init == fmp4::init_segment(&tracks.infos());
+        if self.cur.as_ref().is_some_and(same) {
             return Ok(());
         }
         if let Some(f) = self.cur.take() {

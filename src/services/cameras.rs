@@ -289,18 +289,11 @@ impl Cameras {
         Ok(ids)
     }
 
-    /// The old backend's flow, discover then stream: `id` (an address, or `<ip>-ch<N>`) that
-    /// is not a camera but an address a recent scan found gets what the scan found there
-    /// added. Nothing otherwise.
-    pub async fn adopt(&self, id: &str) -> Result<()> {
-        if self.store.camera(id).await?.is_some() {
-            return Ok(());
-        }
-        let ip = id
-            .rsplit_once("-ch")
-            .filter(|(_, n)| n.parse::<u32>().is_ok())
-            .map_or(id, |(ip, _)| ip);
-        self.add_found(ip).await.map(drop)
+    /// The old backend's flow, discover then stream: camera `id` (an address, or
+    /// `<ip>-ch<N>`) that does not exist gets what a recent scan found at its address added.
+    /// Whether the scan knew the address.
+    pub async fn adopt(&self, id: &str) -> Result<bool> {
+        Ok(!self.add_found(camera::address_of(id)).await?.is_empty())
     }
 
     /// Deletes a camera: its recording stops, its row goes, its session closes.

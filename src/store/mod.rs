@@ -256,6 +256,15 @@ pub struct RecordingFilter {
     pub offset: usize,
 }
 
+impl RecordingFilter {
+    /// Whether recordings of `camera` pass the camera filter.
+    pub fn selects_camera(&self, camera: &str) -> bool {
+        self.camera_ids
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|id| id == camera))
+    }
+}
+
 /// A vigia box as the store knows it: its last heartbeat and what it was doing then.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {

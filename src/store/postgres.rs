@@ -316,6 +316,11 @@ impl Tx<'_> {
     }
 }
 
+/// What a [`RecordingFilter`] selects: `$1` camera ids (NULL: all), `$2` since, `$3` until.
+const RECORDING_FILTER: &str = "WHERE ($1::text[] IS NULL OR camera_id = ANY($1))
+    AND ($2::timestamptz IS NULL OR start_time >= $2)
+    AND ($3::timestamptz IS NULL OR start_time < $3)";
+
 const RECORDING_COLUMNS: &str = "id, camera_id, user_id, path, start_time, end_time, \
     duration_sec, file_size, status, continuous, note, node";
 
@@ -926,10 +931,7 @@ impl Store for PgStore {
 
     async fn recordings(&self, f: &RecordingFilter) -> Result<Vec<Recording>> {
         let sql = format!(
-            "SELECT {RECORDING_COLUMNS} FROM recordings
-             WHERE ($1::text[] IS NULL OR camera_id = ANY($1))
-               AND ($2::timestamptz IS NULL OR start_time >= $2)
-               AND ($3::timestamptz IS NULL OR start_time < $3)
+            "SELECT {RECORDING_COLUMNS} FROM recordings {RECORDING_FILTER}
              ORDER BY start_time DESC, id DESC LIMIT $4 OFFSET $5"
         );
         let rows = self
@@ -954,10 +956,7 @@ impl Store for PgStore {
             .client()
             .await?
             .query_one(
-                "SELECT count(*) FROM recordings
-                 WHERE ($1::text[] IS NULL OR camera_id = ANY($1))
-                   AND ($2::timestamptz IS NULL OR start_time >= $2)
-                   AND ($3::timestamptz IS NULL OR start_time < $3)",
+                &format!("SELECT count(*) FROM recordings {RECORDING_FILTER}"),
                 &[&f.camera_ids, &f.since, &f.until],
             )
             .await?;

@@ -140,6 +140,11 @@ fn recording_row(r: &Recording) -> Result<Vec<u8>> {
     ))
 }
 
+/// The keys of the start-time index within `f`'s window (`since` included, `until` not).
+fn start_window(f: &RecordingFilter) -> std::ops::Range<(i64, u64)> {
+    (f.since.map_or(i64::MIN, to_us), 0)..(f.until.map_or(i64::MAX, to_us), 0)
+}
+
 fn recording_from_row(id: u64, bytes: &[u8]) -> Result<Recording> {
     let (f, node) = match decode(bytes, "recording")? {
         RecordingRow::V1(f) => (f, String::new()),
@@ -857,18 +862,16 @@ impl Store for RedbStore {
         self.read(|t| {
             let by_start = t.open_table(REC_BY_START)?;
             let rows = t.open_table(RECORDINGS)?;
-            let lo = (f.since.map_or(i64::MIN, to_us), 0u64);
-            let hi = (f.until.map_or(i64::MAX, to_us), 0u64);
             let mut n = 0u64;
-            for entry in by_start.range(lo..hi)? {
+            for entry in by_start.range(start_window(f))? {
                 let id = entry?.0.value().1;
-                let Some(ids) = &f.camera_ids else {
+                if f.camera_ids.is_none() {
                     // no camera filter: the index alone counts
                     n += 1;
                     continue;
-                };
+                }
                 let Some(v) = rows.get(id)? else { continue };
-                if ids.contains(&recording_from_row(id, v.value())?.camera_id) {
+                if f.selects_camera(&recording_from_row(id, v.value())?.camera_id) {
                     n += 1;
                 }
             }
@@ -880,19 +883,14 @@ impl Store for RedbStore {
         self.read(|t| {
             let by_start = t.open_table(REC_BY_START)?;
             let rows = t.open_table(RECORDINGS)?;
-            let lo = (f.since.map_or(i64::MIN, to_us), 0u64);
-            let hi = (f.until.map_or(i64::MAX, to_us), 0u64);
             let mut out = Vec::new();
             let mut skipped = 0;
-            for entry in by_start.range(lo..hi)?.rev() {
+            for entry in by_start.range(start_window(f))?.rev() {
                 let (k, _) = entry?;
                 let id = k.value().1;
                 let Some(v) = rows.get(id)? else { continue };
                 let r = recording_from_row(id, v.value())?;
-                if f.camera_ids
-                    .as_ref()
-                    .is_some_and(|ids| !ids.contains(&r.camera_id))
-                {
+                if !f.selects_camera(&r.camera_id) {
                     continue;
                 }
                 if skipped < f.offset {
