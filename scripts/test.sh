@@ -14,12 +14,15 @@ cargo clippy --all-targets --locked --features postgres -- -D warnings
 echo "== no import cycle between the top-level modules of src/"
 python3 scripts/module-cycles.py
 echo "== cargo test"
+# a failing assertion's own message is then the last thing before the list of failures (a CI
+# excerpt keeps the end of the output); every binary runs even after one fails
+export RUST_BACKTRACE=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # the lean build's own unit tests (e.g. Postgres settings refused without the feature)
 cargo test --locked --lib -- --color never 2>&1 | tee "$log"
 # everything, with the Postgres back end (a throwaway cluster per test binary)
-cargo test --locked --all-targets --features postgres -- --color never 2>&1 | tee -a "$log"
+cargo test --locked --no-fail-fast --all-targets --features postgres -- --color never 2>&1 | tee -a "$log"
 # the HTTP suites once more, every server in Postgres mode
 VIGIA_TEST_STORE=postgres cargo test --locked --features postgres \
   --test auth --test cameras --test compat --test contract --test permissions --test system --test users \

@@ -8,7 +8,8 @@
 // default "0") starts one more player per entry that long after the first one asked: players
 // joining a camera that has just started. The top-level fields describe the first player;
 // `players` has each one's first `playing`, advance, errors and media events.
-// HLS_DEBUG=<file> appends the first player's hls.js debug log to that file.
+// HLS_DEBUG=<file> appends one player's hls.js debug log to that file: the first one's, or
+// HLS_DEBUG_PLAYER=<index>'s.
 import fs from 'node:fs';
 import http from 'node:http';
 import { chromium } from 'playwright-core';
@@ -24,7 +25,7 @@ function join(src) {
   v.muted = true; v.autoplay = true; v.playsInline = true; v.width = 320;
   document.body.appendChild(v);
   const p = { v, errors: [], fatal: null, firstPlayingMs: null, t0: performance.now() };
-  const hls = new Hls({ lowLatencyMode: true, debug: window.players.length === 0 && location.hash === '#debug' });
+  const hls = new Hls({ lowLatencyMode: true, debug: String(window.players.length) === (location.hash.slice(7) || '0') && location.hash.startsWith('#debug') });
   p.hls = hls;
   hls.on(Hls.Events.ERROR, (_e, d) => {
     p.errors.push(d.details + (d.fatal ? ' (fatal)' : ''));
@@ -82,7 +83,7 @@ const out = { started: false, advanced: 0, latencies: [], errors: [], fatal: nul
 try {
   const page = await browser.newPage();
   if (process.env.HLS_DEBUG) page.on('console', (m) => fs.appendFileSync(process.env.HLS_DEBUG, m.text() + '\n'));
-  await page.goto(`http://127.0.0.1:${pagePort}/${process.env.HLS_DEBUG ? '#debug' : ''}`);
+  await page.goto(`http://127.0.0.1:${pagePort}/${process.env.HLS_DEBUG ? "#debug" + (process.env.HLS_DEBUG_PLAYER || "") : ""}`);
   const state = () => page.evaluate(() => ({
     now: Date.now(),
     players: window.players.map((p) => ({
