@@ -451,7 +451,8 @@ fn tls(a: &ServeArgs) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
     }
 }
 
-fn database(a: &ServeArgs) -> Result<Option<DbConfig>, ConfigError> {
+/// The PostgreSQL settings in `a` (`DATABASE_URL` or `DB_*`), `None` for the embedded store.
+pub fn database(a: &ServeArgs) -> Result<Option<DbConfig>, ConfigError> {
     let location = if let Some(url) = nonempty(&a.database_url) {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(err(

@@ -15,6 +15,7 @@
 //! - [`discovery`]: finding cameras on the LAN.
 //! - [`fleet`]: several boxes on one database.
 //! - [`services`]: the life cycles the API asks for (cameras).
+//! - `flask` (with `postgres`): importing the old Flask backend's database.
 //! - [`api`]: the route table and handlers on hyper, and [`api::App`], what they may reach.
 //! - [`app`]: wiring, listener and shutdown; [`demo`] and [`camsim`] for trying it out.
 
@@ -28,6 +29,8 @@ pub mod config;
 pub mod demo;
 pub mod discovery;
 pub mod error;
+#[cfg(feature = "postgres")]
+pub mod flask;
 pub mod fleet;
 pub mod media;
 pub mod services;

@@ -34,6 +34,80 @@ enum Command {
 enum StoreCommand {
     /// Copy this appliance's embedded data (DATA_DIR) into PostgreSQL, idempotently.
     Migrate(MigrateArgs),
+    /// Copy the old Flask backend's users, cameras and recordings into this vigia's store
+    /// (redb, or PostgreSQL with DATABASE_URL), in one transaction, idempotently. Stop vigia
+    /// first when it uses the embedded store.
+    ImportFlask(ImportFlaskArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportFlaskArgs {
+    /// The old backend's database: postgres://user:pass@host:port/db.
+    #[arg(long)]
+    from: String,
+    /// The old backend's SECRET_KEY (its camera URLs are Fernet tokens keyed from it).
+    #[arg(long, env = "OLD_SECRET_KEY", hide_env_values = true)]
+    old_secret_key: String,
+    /// The Fernet key itself (url-safe base64 of 32 bytes), when it was not made from
+    /// SECRET_KEY.
+    #[arg(long, env = "OLD_FERNET_KEY", hide_env_values = true)]
+    fernet_key: Option<String>,
+    /// Where the old recordings are now (found by the tail of their old paths).
+    #[arg(long)]
+    recordings_from: Option<std::path::PathBuf>,
+    /// Print what would be imported and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// This vigia's own settings (DATA_DIR, DATABASE_URL, SECRET_KEY, RECORDINGS_DIR, …).
+    #[command(flatten)]
+    settings: ServeArgs,
+}
+
+#[cfg(feature = "postgres")]
+fn import_flask(a: ImportFlaskArgs) -> i32 {
+    let from = vigia::config::database(&ServeArgs {
+        database_url: Some(a.from.clone()),
+        ..Default::default()
+    });
+    let (from, config) = match (from, Config::from_args(&a.settings)) {
+        (Ok(Some(from)), Ok(config)) => (from, config),
+        (Ok(None), _) => {
+            eprintln!("vigia: --from must name the old PostgreSQL database (postgres://…)");
+            return EXIT_CONFIG;
+        }
+        (Err(e), _) => {
+            eprintln!("vigia: --from {}", e.message);
+            return EXIT_CONFIG;
+        }
+        (_, Err(e)) => {
+            eprintln!("vigia: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let opts = vigia::flask::Options {
+        old_secret_key: a.old_secret_key,
+        fernet_key: a.fernet_key.filter(|k| !k.is_empty()),
+        recordings_from: a.recordings_from,
+    };
+    match runtime().block_on(vigia::flask::run(&config, &from, &opts, a.dry_run)) {
+        Ok(report) => {
+            print!("{report}");
+            0
+        }
+        Err(e) => {
+            eprintln!("vigia: import failed, nothing was imported: {}", e.message);
+            match e.kind {
+                vigia::error::Kind::BadRequest => EXIT_CONFIG,
+                _ => 1,
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+fn import_flask(_: ImportFlaskArgs) -> i32 {
+    eprintln!("vigia: import-flask reads PostgreSQL: build vigia with --features postgres");
+    EXIT_CONFIG
 }
 
 #[derive(clap::Args)]
@@ -385,6 +459,12 @@ fn main() {
         } => {
             init_logging();
             std::process::exit(migrate(args));
+        }
+        Command::Store {
+            command: StoreCommand::ImportFlask(args),
+        } => {
+            init_logging();
+            std::process::exit(import_flask(args));
         }
     }
 }

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use super::response::{self, Body};
 use super::Ctx;
 use crate::auth::limiter::Refused;
-use crate::auth::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
+use crate::auth::password::{self, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::auth::Action;
 use crate::error::{Error, Kind, Result};
 use crate::store::{CreateMode, Role};
@@ -86,6 +86,7 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
         Some((u, h)) => (Some(u), Some(h)),
         None => (None, None),
     };
+    let legacy = hash.as_deref().is_some_and(password::is_legacy);
     let ok = c
         .app
         .passwords
@@ -102,7 +103,18 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
         }
     };
     attempt.succeeded();
-    let generation = c.app.users.token_generation(user.id).await?;
+    let generation = if legacy {
+        // the old backend's bcrypt hash: argon2id from now on (the user has no vigia session
+        // yet, so the new generation this gives ends nothing)
+        let generation = c.app.users.set_password(user.id, &req.password).await?;
+        info!(
+            user_id = user.id,
+            "password hash upgraded from bcrypt to argon2id"
+        );
+        generation
+    } else {
+        c.app.users.token_generation(user.id).await?
+    };
     let (token, _) = c.app.tokens.issue(&user, generation)?;
     info!(user_id = user.id, "login");
     Ok(response::ok(&json!({ "token": token, "user": user })))

@@ -6,6 +6,9 @@
 //! mapped from the kernel for each hash and unmapped after it ([`Scratch`]), so they never sit
 //! in the allocator's free lists, whichever allocator runs. A login for an
 //! unknown user verifies against a dummy hash, so it takes as long as one for a real user.
+//!
+//! Hashes imported from the old Flask backend are bcrypt (`$2a$`, `$2b$`, `$2y$`): they verify
+//! here too ([`is_legacy`] tells them apart), and a login replaces one with argon2id.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -128,9 +131,34 @@ fn hash_now(password: &[u8]) -> Result<String> {
     Ok(phc.to_string())
 }
 
+/// Highest bcrypt cost a stored hash may ask for (2^16 rounds, ~5 s on a small ARM core): a
+/// hash written elsewhere with cost 31 would otherwise take a hashing thread for days.
+const MAX_BCRYPT_COST: u32 = 16;
+
+/// Whether `stored` is a bcrypt hash (the old backend's), to be replaced by argon2id once the
+/// password is known.
+pub fn is_legacy(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
+}
+
+/// Whether `password` matches the bcrypt hash `stored` (cost up to [`MAX_BCRYPT_COST`];
+/// passwords past 72 bytes are cut there, as every bcrypt that made such hashes did). The
+/// bcrypt crate compares in constant time.
+fn matches_bcrypt(password: &[u8], stored: &str) -> bool {
+    let cost = stored.get(4..6).and_then(|c| c.parse::<u32>().ok());
+    matches!(cost, Some(c) if c <= MAX_BCRYPT_COST)
+        && bcrypt::verify(password, stored).unwrap_or(false)
+}
+
 /// Whether `password` matches the PHC string `stored` (any argon2 variant and version, `m` up
-/// to [`MAX_MEMORY_KIB`]). The comparison of the outputs is constant-time.
+/// to [`MAX_MEMORY_KIB`]) or a bcrypt hash (see [`is_legacy`]). The comparison of the outputs
+/// is constant-time.
 fn matches(password: &[u8], stored: &str) -> bool {
+    if is_legacy(stored) {
+        return matches_bcrypt(password, stored);
+    }
     let check = || -> Option<bool> {
         let phc = PasswordHash::new(stored).ok()?;
         let algorithm = Algorithm::try_from(phc.algorithm).ok()?;
@@ -309,6 +337,36 @@ mod tests {
         assert!(!p.verify("wrong horse", Some(h)).await.unwrap());
         assert!(!p.verify("correct horse", None).await.unwrap());
         assert!(!p.verify("x", Some("not a hash".into())).await.unwrap());
+    }
+
+    /// Hashes from the old backend: bcrypt in its three spellings verify (Python's bcrypt wrote
+    /// `$2b$`; `$2a$` and `$2y$` are the same function), a wrong password does not, and a cost
+    /// past the bound is refused without hashing.
+    #[tokio::test]
+    async fn bcrypt_hashes_of_the_old_backend_verify() {
+        let p = Passwords::new().unwrap();
+        let b = bcrypt::hash_with_result("old password", 4).unwrap();
+        for version in [
+            bcrypt::Version::TwoA,
+            bcrypt::Version::TwoB,
+            bcrypt::Version::TwoY,
+        ] {
+            let h = b.format_for_version(version);
+            assert!(is_legacy(&h), "{h}");
+            assert!(
+                p.verify("old password", Some(h.clone())).await.unwrap(),
+                "{h}"
+            );
+            assert!(!p.verify("old passworD", Some(h)).await.unwrap());
+        }
+        let costly = bcrypt::hash_with_result("x", 4)
+            .unwrap()
+            .to_string()
+            .replacen("$04$", "$31$", 1);
+        let started = std::time::Instant::now();
+        assert!(!p.verify("x", Some(costly)).await.unwrap());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(!is_legacy("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"));
     }
 
     /// Our mmap-backed hashing and the argon2 crate's own allocating path agree both ways, so

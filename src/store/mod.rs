@@ -175,6 +175,9 @@ pub enum RecordingStatus {
     Recovered,
     /// The row's file is gone.
     Missing,
+    /// Copied from the old Flask backend (`vigia store import-flask`): an ffmpeg-made MP4,
+    /// finished, handled like any finished recording.
+    Imported,
 }
 
 impl RecordingStatus {
@@ -185,6 +188,7 @@ impl RecordingStatus {
             RecordingStatus::Stopped => "stopped",
             RecordingStatus::Recovered => "recovered",
             RecordingStatus::Missing => "missing",
+            RecordingStatus::Imported => "imported",
         }
     }
     pub fn parse(s: &str) -> Option<RecordingStatus> {
@@ -194,6 +198,7 @@ impl RecordingStatus {
             RecordingStatus::Stopped,
             RecordingStatus::Recovered,
             RecordingStatus::Missing,
+            RecordingStatus::Imported,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
         4,
         include_str!("../../migrations/0004_token_generation.sql"),
     ),
+    (5, include_str!("../../migrations/0005_imported.sql")),
 ];
 
 /// Advisory lock keys ("vigia" + n).
@@ -101,6 +102,55 @@ fn describe(c: &tokio_postgres::Config) -> String {
         c.get_user().unwrap_or(""),
         c.get_dbname().unwrap_or("")
     )
+}
+
+/// The driver settings for `db` (every statement limited to 30 s; TLS decided, never
+/// `prefer`), the TLS connector and a description of the target for messages.
+fn client_config(
+    db: &DbConfig,
+) -> Result<(
+    tokio_postgres::Config,
+    tokio_postgres_rustls::MakeRustlsConnect,
+    String,
+)> {
+    let mut cfg = pg_config(&db.location).map_err(Error::internal)?;
+    // no query of a request may hold a connection (and its locks) for long
+    let options = match cfg.get_options() {
+        Some(o) if !o.is_empty() => format!("{o} {STATEMENT_TIMEOUT}"),
+        _ => STATEMENT_TIMEOUT.to_string(),
+    };
+    cfg.options(&options);
+    // `prefer` falls back to clear text without a word
+    let url_says = matches!(&db.location, DbLocation::Url(u) if u.contains("sslmode="));
+    if !url_says {
+        let require = db.require_tls.unwrap_or_else(|| !is_local(&cfg));
+        cfg.ssl_mode(if require {
+            tokio_postgres::config::SslMode::Require
+        } else {
+            tokio_postgres::config::SslMode::Disable
+        });
+    }
+    let target = format!("{} (TLS {:?})", describe(&cfg), cfg.get_ssl_mode());
+    Ok((cfg, tls_connector(db.ca_cert.as_deref())?, target))
+}
+
+/// One connection to a database that is not vigia's (the old Flask backend's, to import from):
+/// the same TLS rules as the store, no migration, nothing written. Returns the client and a
+/// description of the target (never the password).
+pub async fn connect_foreign(db: &DbConfig) -> Result<(tokio_postgres::Client, String)> {
+    let (cfg, tls, target) = client_config(db)?;
+    let (client, connection) = cfg.connect(tls).await.map_err(|e| {
+        Error::unavailable(format!(
+            "cannot connect to PostgreSQL at {target}: {}",
+            detail(&e)
+        ))
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "connection to the old database ended");
+        }
+    });
+    Ok((client, target))
 }
 
 fn tls_connector(ca: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
@@ -354,25 +404,7 @@ impl PgStore {
     /// Connects, checks the server answers, and applies missing migrations.
     /// Connects (a pool), with every statement limited to 30 s.
     pub async fn connect(db: &DbConfig) -> Result<PgStore> {
-        let mut cfg = pg_config(&db.location).map_err(Error::internal)?;
-        // no query of a request may hold a connection (and its locks) for long
-        let options = match cfg.get_options() {
-            Some(o) if !o.is_empty() => format!("{o} {STATEMENT_TIMEOUT}"),
-            _ => STATEMENT_TIMEOUT.to_string(),
-        };
-        cfg.options(&options);
-        // TLS is decided, never `prefer` (which falls back to clear text without a word)
-        let url_says = matches!(&db.location, DbLocation::Url(u) if u.contains("sslmode="));
-        if !url_says {
-            let require = db.require_tls.unwrap_or_else(|| !is_local(&cfg));
-            cfg.ssl_mode(if require {
-                tokio_postgres::config::SslMode::Require
-            } else {
-                tokio_postgres::config::SslMode::Disable
-            });
-        }
-        let target = format!("{} (TLS {:?})", describe(&cfg), cfg.get_ssl_mode());
-        let tls = tls_connector(db.ca_cert.as_deref())?;
+        let (cfg, tls, target) = client_config(db)?;
         let mgr = Manager::from_config(
             cfg,
             tls,
