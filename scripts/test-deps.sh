@@ -19,6 +19,12 @@ PACKAGES=(
   gstreamer1.0-tools
   python3-gi
   ffmpeg
+  # the old Flask backend's database, written by SQLAlchemy with bcrypt and Fernet, for the
+  # import test (tests/flask/fixture.py)
+  python3-sqlalchemy
+  python3-psycopg2
+  python3-bcrypt
+  python3-cryptography
   # a real browser for hls.js (without --no-install-recommends it pulls an mDNS daemon)
   chromium
   # network namespaces for the silent-range discovery test (unshare, ip)

@@ -30,6 +30,8 @@ enum Command {
     },
 }
 
+// Parsed once at start, as `Command`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum StoreCommand {
     /// Copy this appliance's embedded data (DATA_DIR) into PostgreSQL, idempotently.
