@@ -1,5 +1,6 @@
 //! What an old client of the Flask backend trips on, over real HTTP: `/stats` without a
-//! token, the old brand key `dahu`, the old backend's settings left in the environment.
+//! token, the old brand key `dahu`, the old `type` field, the old backend's settings left in
+//! the environment.
 
 mod support;
 
@@ -91,6 +92,54 @@ async fn the_old_brand_key_dahu_is_dahua() {
         )
         .await;
     assert_error(st, &v, 400, "bad_request");
+}
+
+/// The old backend's free-text `type`: kept as sent, changed by PUT, "dvr" for a DVR channel
+/// past the first and "ip" otherwise when none is sent; bounded like every field.
+#[tokio::test]
+async fn cameras_carry_the_old_type_field() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    let v = s
+        .add_camera(&admin, json!({"ip": "127.0.0.66", "type": " ptz "}))
+        .await;
+    assert_eq!(v["type"], "ptz", "{v}");
+    let v = s
+        .add_camera(&admin, json!({"ip": "127.0.0.67", "channel": 4}))
+        .await;
+    assert_eq!(v["type"], "dvr", "{v}");
+    let v = s.add_camera(&admin, json!({"ip": "127.0.0.68"})).await;
+    assert_eq!(v["type"], "ip", "{v}");
+    let (st, v) = s
+        .call(
+            "PUT",
+            "/api/cameras/127.0.0.68",
+            Some(&admin),
+            json!({"type": "dome"}),
+        )
+        .await;
+    assert_eq!((st.as_u16(), &v["type"]), (200, &json!("dome")), "{v}");
+    let (_, list) = s
+        .call("GET", "/api/cameras/list", Some(&admin), Value::Null)
+        .await;
+    let kinds: Vec<&str> = list["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["ptz", "dvr", "dome"], "{list}");
+    for bad in [json!("x".repeat(33)), json!("a\u{7}b"), json!(5)] {
+        let (st, v) = s
+            .call(
+                "POST",
+                "/api/cameras",
+                Some(&admin),
+                json!({"ip": "127.0.0.69", "type": bad}),
+            )
+            .await;
+        assert_error(st, &v, 400, "bad_request");
+    }
 }
 
 #[tokio::test]

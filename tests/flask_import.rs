@@ -118,7 +118,7 @@ async fn the_old_backends_data_moves_in_and_works() {
                 {"username": "vera", "password": "vera-old-pw", "role": "viewer", "prefix": "2a"},
             ],
             "cameras": [
-                {"ip": "127.0.0.20", "name": "Entrance", "type": "ip", "brand": "generic",
+                {"ip": "127.0.0.20", "name": "Entrance", "type": "bullet", "brand": "generic",
                  "url": camera_url, "user": "uli"},
                 {"ip": "127.0.0.21", "name": "Yard (DVR 3)", "type": "dvr", "brand": "dahu",
                  "channel": 3, "url": "rtsp://admin:dvr-pw@127.0.0.21:554/cam/realmonitor?channel=3&subtype=0",
@@ -239,6 +239,7 @@ async fn the_old_backends_data_moves_in_and_works() {
         .collect();
     ids.sort();
     assert_eq!(ids, ["127.0.0.20", "127.0.0.21-ch3"], "{list}");
+    assert!(list.to_string().contains(r#""type":"bullet""#), "{list}");
     let (_, dvr) = s
         .call(
             "GET",
@@ -250,6 +251,7 @@ async fn the_old_backends_data_moves_in_and_works() {
     assert_eq!(dvr["name"], "Yard (DVR 3)", "{dvr}");
     assert_eq!(dvr["brand"], "dahua", "{dvr}");
     assert_eq!(dvr["channel"], 3, "{dvr}");
+    assert_eq!(dvr["type"], "dvr", "the old type: {dvr}");
     let shown = dvr.to_string();
     assert!(
         shown.contains("admin") && !shown.contains("dvr-pw"),
@@ -259,6 +261,7 @@ async fn the_old_backends_data_moves_in_and_works() {
         .call("GET", "/api/cameras/127.0.0.22", Some(&olga), Value::Null)
         .await;
     assert_eq!(garage["brand"], "hikvision", "{garage}");
+    assert_eq!(garage["type"], "ip", "{garage}");
     assert!(
         !garage.to_string().contains('@'),
         "no credentials: {garage}"

@@ -124,7 +124,7 @@ mod postgres {
                 name,
                 "SELECT string_agg(version::text, ',' ORDER BY version) FROM vigia_schema"
             ),
-            "1,2,3,4,5"
+            "1,2,3,4,5,6"
         );
     }
 

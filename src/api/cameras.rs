@@ -56,6 +56,9 @@ pub struct CameraView {
     pub channel: u32,
     pub name: String,
     pub brand: Brand,
+    /// The old backend's free-text `type` ("ip", "dvr", …).
+    #[serde(rename = "type")]
+    pub kind: String,
     pub port: u16,
     pub rtsp_url: String,
     pub transport: Transport,
@@ -95,6 +98,7 @@ impl From<&Camera> for CameraView {
             channel: c.channel,
             name: c.name.clone(),
             brand: c.brand,
+            kind: c.kind.clone(),
             port: c.port,
             rtsp_url: c.rtsp_url_display.clone(),
             transport: c.transport,

@@ -300,6 +300,9 @@ fn camera(
         is_recording: false,
         created_at: target.now,
         node: target.node.to_string(),
+        kind: crate::services::cameras::kind(c.kind.as_deref())
+            .map(|k| camera::truncate(&k, crate::services::cameras::MAX_KIND))
+            .unwrap_or_else(|| Camera::default_kind(channel).to_string()),
         id,
     }))
 }

@@ -640,6 +640,7 @@ mod tests {
                     is_recording: false,
                     created_at: chrono::Utc::now(),
                     node: "box".into(),
+                    kind: "ip".into(),
                 })
                 .await
                 .unwrap();

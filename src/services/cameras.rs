@@ -18,6 +18,8 @@ use crate::media::streams::Streams;
 use crate::store::{Brand, Camera, CameraPatch, DynStore, Transport};
 
 const MAX_NAME: usize = 100;
+/// Longest `type` accepted (the old backend's column held 20).
+pub const MAX_KIND: usize = 32;
 
 #[derive(Deserialize, Default)]
 pub struct CameraRequest {
@@ -33,6 +35,16 @@ pub struct CameraRequest {
     pub is_active: Option<bool>,
     /// The node that serves it (fleet); default for a new camera: this box.
     pub node: Option<String>,
+    /// The old backend's `type` (free text: "ip", "dvr", …).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// A `type` as given: trimmed; `None` when blank.
+pub fn kind(s: Option<&str>) -> Option<String> {
+    s.map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
 }
 
 fn brand(s: Option<&str>) -> Result<Option<Brand>> {
@@ -75,6 +87,13 @@ impl CameraRequest {
         }
         if self.port == Some(0) {
             return Err(Error::bad_request("port must be 1 to 65535"));
+        }
+        if let Some(k) = &self.kind {
+            if k.chars().count() > MAX_KIND || k.chars().any(char::is_control) {
+                return Err(Error::bad_request(format!(
+                    "type must be text of at most {MAX_KIND} characters"
+                )));
+            }
         }
         if self.channel.is_some_and(|ch| ch == 0 || ch > MAX_CHANNEL) {
             return Err(Error::bad_request(format!(
@@ -167,6 +186,8 @@ impl Cameras {
             last_seen: None,
             is_recording: false,
             created_at: self.clock.now(),
+            kind: kind(req.kind.as_deref())
+                .unwrap_or_else(|| Camera::default_kind(channel).to_string()),
         };
         Ok(self.store.create_camera(cam).await?)
     }
@@ -202,6 +223,7 @@ impl Cameras {
             port: req.port,
             transport: transport(req.transport.as_deref())?,
             is_active: req.is_active,
+            kind: kind(req.kind.as_deref()),
             ..Default::default()
         };
         let url_touched = req.rtsp_url.is_some()
@@ -279,10 +301,16 @@ impl Cameras {
     /// nothing there.
     pub async fn add_found(&self, ip: &str) -> Result<Vec<String>> {
         let mut ids = Vec::new();
-        for ch in self.discovery.channels(ip) {
+        let channels = self.discovery.channels(ip);
+        let dvr = channels.len() > 1;
+        for ch in channels {
             let id = camera::camera_id(ip, ch);
             if self.store.camera(&id).await?.is_none() {
-                self.add(CameraRequest::address(ip, ch)).await?;
+                self.add(CameraRequest {
+                    kind: dvr.then(|| "dvr".to_string()),
+                    ..CameraRequest::address(ip, ch)
+                })
+                .await?;
             }
             ids.push(id);
         }

@@ -143,6 +143,21 @@ pub struct Camera {
     pub created_at: DateTime<Utc>,
     /// The node (vigia box) that pulls, serves and records it; see `fleet`.
     pub node: String,
+    /// The old backend's `type`: free text an installer chose ("ip", "dvr", "ptz", …);
+    /// [`Camera::default_kind`] when none was given.
+    pub kind: String,
+}
+
+impl Camera {
+    /// The `type` of a camera nobody named one for: a DVR/NVR channel past the first is
+    /// "dvr", anything else "ip" (the old backend's two common values).
+    pub fn default_kind(channel: u32) -> &'static str {
+        if channel > 1 {
+            "dvr"
+        } else {
+            "ip"
+        }
+    }
 }
 
 /// Fields of a camera that `update_camera` may change (`None`: keep).
@@ -159,6 +174,7 @@ pub struct CameraPatch {
     pub is_recording: Option<bool>,
     /// Moves the camera to another node.
     pub node: Option<String>,
+    pub kind: Option<String>,
 }
 
 /// Where a recording stands.

@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/0004_token_generation.sql"),
     ),
     (5, include_str!("../../migrations/0005_imported.sql")),
+    (6, include_str!("../../migrations/0006_camera_type.sql")),
 ];
 
 /// Advisory lock keys ("vigia" + n).
@@ -277,7 +278,7 @@ fn transport_str(t: Transport) -> &'static str {
 }
 
 const CAMERA_COLUMNS: &str = "id, ip, channel, name, brand, port, rtsp_url_sealed, \
-    rtsp_url_display, transport, is_active, last_seen, is_recording, created_at, node";
+    rtsp_url_display, transport, is_active, last_seen, is_recording, created_at, node, kind";
 
 fn camera_from(row: &Row) -> Result<Camera> {
     let brand: &str = row.try_get("brand")?;
@@ -303,6 +304,7 @@ fn camera_from(row: &Row) -> Result<Camera> {
         last_seen: row.try_get("last_seen")?,
         is_recording: row.try_get("is_recording")?,
         created_at: row.try_get("created_at")?,
+        kind: row.try_get("kind")?,
         node: row.try_get("node")?,
     })
 }
@@ -625,7 +627,7 @@ impl Store for PgStore {
     async fn create_camera(&self, c: Camera) -> Result<Camera> {
         let sql = format!(
             "INSERT INTO cameras ({CAMERA_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              RETURNING {CAMERA_COLUMNS}"
         );
         let row = self
@@ -648,6 +650,7 @@ impl Store for PgStore {
                     &c.is_recording,
                     &micros(c.created_at),
                     &c.node,
+                    &c.kind,
                 ],
             )
             .await
@@ -689,7 +692,8 @@ impl Store for PgStore {
                 is_active = COALESCE($8, is_active),
                 last_seen = COALESCE($9, last_seen),
                 is_recording = COALESCE($10, is_recording),
-                node = COALESCE($11, node)
+                node = COALESCE($11, node),
+                kind = COALESCE($12, kind)
              WHERE id = $1 RETURNING {CAMERA_COLUMNS}"
         );
         let row = self
@@ -709,6 +713,7 @@ impl Store for PgStore {
                     &p.last_seen.map(micros),
                     &p.is_recording,
                     &p.node,
+                    &p.kind,
                 ],
             )
             .await?
@@ -1268,7 +1273,7 @@ impl Store for PgStore {
         .await?;
         let insert_camera = format!(
             "INSERT INTO cameras ({CAMERA_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (id) DO NOTHING"
         );
         for c in &dump.cameras {
@@ -1290,6 +1295,7 @@ impl Store for PgStore {
                         &c.is_recording,
                         &c.created_at,
                         &c.node,
+                        &c.kind,
                     ],
                 )
                 .await

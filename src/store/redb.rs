@@ -98,6 +98,8 @@ enum CameraRow {
     V1(CameraFields),
     /// The fields and the node that owns the camera.
     V2(CameraFields, String),
+    /// Schema 3: and its `type` (rows before it read as [`Camera::default_kind`]).
+    V3(CameraFields, String, String),
 }
 
 /// A recording's stored fields (schema 1); schema 2 adds the node holding the file.
@@ -210,10 +212,12 @@ fn user_from_row(id: u64, bytes: &[u8]) -> Result<(User, String)> {
 }
 
 fn camera_from_row(id: &str, bytes: &[u8]) -> Result<Camera> {
-    let (f, node) = match decode(bytes, "camera")? {
-        CameraRow::V1(f) => (f, String::new()),
-        CameraRow::V2(f, node) => (f, node),
+    let (f, node, kind) = match decode(bytes, "camera")? {
+        CameraRow::V1(f) => (f, String::new(), None),
+        CameraRow::V2(f, node) => (f, node, None),
+        CameraRow::V3(f, node, kind) => (f, node, Some(kind)),
     };
+    let kind = kind.unwrap_or_else(|| Camera::default_kind(f.channel).to_string());
     Ok(Camera {
         id: id.to_string(),
         ip: f.ip,
@@ -229,11 +233,12 @@ fn camera_from_row(id: &str, bytes: &[u8]) -> Result<Camera> {
         is_recording: f.is_recording,
         created_at: from_us(f.created_at_us),
         node,
+        kind,
     })
 }
 
 fn camera_row(c: &Camera) -> Result<Vec<u8>> {
-    encode(&CameraRow::V2(
+    encode(&CameraRow::V3(
         CameraFields {
             ip: c.ip.clone(),
             channel: c.channel,
@@ -249,6 +254,7 @@ fn camera_row(c: &Camera) -> Result<Vec<u8>> {
             created_at_us: to_us(c.created_at),
         },
         c.node.clone(),
+        c.kind.clone(),
     ))
 }
 
@@ -581,6 +587,9 @@ impl Store for RedbStore {
             }
             if let Some(v) = patch.node {
                 c.node = v;
+            }
+            if let Some(v) = patch.kind {
+                c.kind = v;
             }
             let row = camera_row(&c)?;
             cams.insert(id.as_str(), row.as_slice())?;
@@ -1290,9 +1299,11 @@ mod tests {
                 c.name.as_str(),
                 c.brand,
                 c.transport,
-                c.node.as_str()
+                c.node.as_str(),
+                c.kind.as_str()
             ),
-            (2, "gate", Brand::Dahua, Transport::Udp, "")
+            (2, "gate", Brand::Dahua, Transport::Udp, "", "dvr"),
+            "rows from before `type` read with the default a new camera gets"
         );
         assert_eq!(camera_from_row(&c.id, &camera_row(&c).unwrap()).unwrap(), c);
         let rec = encode(&OldRecording::V1 {

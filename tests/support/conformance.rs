@@ -129,6 +129,7 @@ pub fn camera(ip: &str, channel: u32) -> Camera {
         is_recording: false,
         created_at: Utc::now(),
         node: "box-1".into(),
+        kind: format!("ptz {channel}"),
     }
 }
 
@@ -271,11 +272,13 @@ async fn cameras_crud_and_uniqueness(s: DynStore) {
                 last_seen: Some(seen),
                 is_recording: Some(true),
                 node: Some("box-2".into()),
+                kind: Some("dome".into()),
             },
         )
         .await
         .unwrap();
     assert_eq!(up.name, "gate");
+    assert_eq!(up.kind, "dome", "the old backend's type is kept");
     assert_eq!(up.node, "box-2", "a camera moves between nodes");
     assert_eq!(
         (up.brand, up.port, up.transport),
