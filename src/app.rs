@@ -92,6 +92,7 @@ impl App {
         let recordings = Recordings::new(store.clone(), streams.clone(), recording_config(&config));
         let tasks: Arc<crate::system::tasks::Tasks> = Arc::default();
         let sealer = Sealer::new(&secret);
+        crate::camera::templates::configure(config.rtsp_templates.clone());
         let handles = crate::fleet::Handles {
             store: store.clone(),
             streams: streams.clone(),

@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Comma-separated TCP ports discovery scans.
     #[arg(long, env = "SCAN_PORTS")]
     pub scan_ports: Option<String>,
+    /// JSON object brand → RTSP URL template with {ip}, {port}, {user}, {password},
+    /// {channel} (the old backend's setting): replaces built-in brands' templates, adds brands.
+    #[arg(long, env = "RTSP_TEMPLATES")]
+    pub rtsp_templates: Option<String>,
     /// Seconds to wait for ONVIF answers.
     #[arg(long, env = "ONVIF_TIMEOUT")]
     pub onvif_timeout: Option<String>,
@@ -155,6 +159,8 @@ pub struct Config {
     pub recordings_dir: PathBuf,
     pub max_recordings_per_user: u32,
     pub scan_ports: Vec<u16>,
+    /// `RTSP_TEMPLATES`, checked (see `camera::templates::configure`).
+    pub rtsp_templates: Vec<(crate::store::Brand, String)>,
     pub onvif_timeout_secs: u64,
     pub default_network_range: String,
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -586,6 +592,11 @@ impl Config {
                 100_000,
             )?,
             scan_ports: scan_ports(a)?,
+            rtsp_templates: match nonempty(&a.rtsp_templates) {
+                None => Vec::new(),
+                Some(json) => crate::camera::templates::parse_configured(json)
+                    .map_err(|e| err("RTSP_TEMPLATES", e))?,
+            },
             onvif_timeout_secs: int("ONVIF_TIMEOUT", &a.onvif_timeout, 5, 1, 60)?,
             default_network_range: default_network_range(a)?,
             tls: tls(a)?,

@@ -162,6 +162,7 @@ fn discover(a: DiscoverArgs) -> i32 {
         password: a.password.unwrap_or_default(),
     });
     // a one-off scan keeps nothing
+    vigia::camera::templates::configure(config.rtsp_templates.clone());
     let d = vigia::discovery::Discovery::new(vigia::discovery::Settings {
         ttl: std::time::Duration::ZERO,
         ..vigia::app::discovery_settings(&config)

@@ -1,10 +1,11 @@
 //! What an old client of the Flask backend trips on, over real HTTP: `/stats` without a
-//! token, the old brand key `dahu`, the old `type` field, the old backend's settings left in
-//! the environment.
+//! token, the old brand key `dahu`, the old `type` field, `RTSP_TEMPLATES`, the old
+//! backend's settings left in the environment.
 
 mod support;
 
 use serde_json::{json, Value};
+use support::cams::{ffmpeg_decode, GstCams};
 use support::{assert_error, wait_until, Server};
 
 #[tokio::test]
@@ -357,4 +358,117 @@ async fn discover_then_stream_adds_what_the_scan_found() {
         )
         .await;
     assert_eq!(st, 404);
+}
+
+/// `RTSP_TEMPLATES` as the old backend's `.env` had it: a whole-URL template replaces a built-in
+/// brand's (hikvision here points at sub-streams the test DVR does not have) and adds a brand
+/// (acme, at the DVR's paths). A scan probes the added brand after the built-in ones and finds
+/// the DVR as acme with both channels; discover-then-stream adds and plays it; a camera added
+/// by hand gets its URL from the template; an unknown brand is refused naming the known ones;
+/// a malformed setting stops the start with a sentence naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_templates_replace_and_add_brands_and_discovery_probes_them() {
+    const DVR: &str = "127.0.3.40";
+    let dvr = GstCams::start_args(&["--address", DVR, "--dvr", "2"]);
+    let templates = json!({
+        "hikvision": "rtsp://{user}:{password}@{ip}:{port}/Streaming/Channels/{channel}02",
+        "ACME": "rtsp://{user}:{password}@{ip}:{port}/Streaming/Channels/{channel}01",
+    })
+    .to_string();
+    let port = dvr.port.to_string();
+    let s = Server::start_with(&[
+        ("RTSP_TEMPLATES", &templates),
+        ("SCAN_PORTS", &port),
+        ("ONVIF_TIMEOUT", "1"),
+    ]);
+    let admin = s.bootstrap_admin().await;
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/api/cameras/discover?network_range={DVR}/32"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let d = &v["devices"][0];
+    assert_eq!(d["brand"], "acme", "{v}");
+    assert_eq!(
+        d["channels"],
+        json!([
+            {"channel": 1, "rtsp_path": "/Streaming/Channels/101"},
+            {"channel": 2, "rtsp_path": "/Streaming/Channels/201"}
+        ]),
+        "{v}"
+    );
+    // discover, then stream channel 2: added from the scan with the added brand's URL
+    let (st, v) = s
+        .call(
+            "GET",
+            &format!("/api/cameras/stream/{DVR}-ch2"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let url = v["hls_url"].as_str().unwrap().to_string();
+    let errors = tokio::task::spawn_blocking(move || ffmpeg_decode(&url, 2))
+        .await
+        .unwrap();
+    assert_eq!(errors, "", "the acme channel plays");
+    let (_, cam) = s
+        .call(
+            "GET",
+            &format!("/api/cameras/{DVR}-ch2"),
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(cam["brand"], "acme", "{cam}");
+    assert_eq!(cam["type"], "dvr", "{cam}");
+    // by hand: the replaced template builds the URL, credentials in it masked
+    let v = s
+        .add_camera(
+            &admin,
+            json!({"ip": "127.0.0.70", "brand": "hikvision", "channel": 3, "username": "u", "password": "p"}),
+        )
+        .await;
+    assert_eq!(
+        v["rtsp_url"], "rtsp://u:***@127.0.0.70:554/Streaming/Channels/302",
+        "{v}"
+    );
+    let v = s
+        .add_camera(&admin, json!({"ip": "127.0.0.71", "brand": "Acme"}))
+        .await;
+    assert_eq!(v["brand"], "acme", "{v}");
+    assert_eq!(
+        v["rtsp_url"], "rtsp://127.0.0.71:554/Streaming/Channels/101",
+        "{v}"
+    );
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/cameras",
+            Some(&admin),
+            json!({"ip": "127.0.0.72", "brand": "axis"}),
+        )
+        .await;
+    assert_error(st, &v, 400, "bad_request");
+    assert!(v["error"].as_str().unwrap().contains("acme"), "{v}");
+
+    // a setting that cannot be read stops the start, naming it
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigia"))
+        .arg("serve")
+        .env_clear()
+        .env("DATA_DIR", dir.path())
+        .env("RTSP_TEMPLATES", r#"{"axis": "http://{ip}/x"}"#)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("RTSP_TEMPLATES") && err.contains("'axis'"),
+        "{err}"
+    );
 }

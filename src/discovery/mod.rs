@@ -27,6 +27,7 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::camera::seal::Sealer;
+use crate::camera::templates;
 use crate::store::Brand;
 
 /// The largest range a scan accepts.
@@ -620,7 +621,7 @@ impl Discovery {
                     .channels
                     .iter()
                     .map(|ch| {
-                        let url = (brand != Brand::Xmeye)
+                        let url = (!templates::credentials_in_path(brand))
                             .then(|| rtsp_probe::template_url(brand, ip, port, *ch, None));
                         (*ch, url)
                     })

@@ -20,14 +20,6 @@ use crate::store::Brand;
 pub const TIMEOUT: Duration = Duration::from_secs(3);
 /// Highest channel probed on a DVR/NVR.
 pub const MAX_CHANNELS: u32 = 128;
-/// Templates in the order they are tried.
-pub const ORDER: [Brand; 5] = [
-    Brand::Generic,
-    Brand::Hikvision,
-    Brand::Dahua,
-    Brand::Xmeye,
-    Brand::Onvif,
-];
 
 /// The status line and headers of an RTSP answer (RFC 2326 §7). `None` unless it is one.
 pub fn parse_response_head(bytes: &[u8]) -> Option<(u16, Vec<(String, String)>)> {
@@ -112,8 +104,8 @@ pub fn template_url(
     channel: u32,
     creds: Option<(&str, &str)>,
 ) -> String {
-    let (u, p) = match (brand, creds) {
-        (Brand::Xmeye, Some((u, p))) => (u, p),
+    let (u, p) = match creds {
+        Some((u, p)) if templates::credentials_in_path(brand) => (u, p),
         _ => ("", ""),
     };
     templates::build_url(brand, &ip.to_string(), port, channel, u, p)
@@ -121,10 +113,7 @@ pub fn template_url(
 
 /// A channel's path as reported: the template's, without credentials.
 pub fn template_path(brand: Brand, channel: u32) -> String {
-    templates::path_template(brand)
-        .replace("{ch}", &channel.to_string())
-        .replace("{user}", "")
-        .replace("{password}", "")
+    templates::report_path(brand, channel)
 }
 
 /// What probing one RTSP port found.
@@ -135,7 +124,7 @@ pub struct Found {
     pub status: Status,
 }
 
-/// Tries the templates in [`ORDER`] on `ip:port`, then expands the channels of the first that
+/// Tries the templates ([`templates::brands`]) on `ip:port`, then expands the channels of the first that
 /// answers: channel 2, 3, … until two misses in a row (at most [`MAX_CHANNELS`]).
 pub async fn probe(
     ip: Ipv4Addr,
@@ -143,12 +132,13 @@ pub async fn probe(
     creds: Option<(&str, &str)>,
     timeout: Duration,
 ) -> Found {
-    for brand in ORDER {
+    // built-in templates first, then those RTSP_TEMPLATES added
+    for brand in templates::brands() {
         let url = template_url(brand, ip, port, 1, creds);
         match describe(&url, creds, timeout).await {
             Answer::Stream => {
                 let mut channels = vec![1];
-                if templates::path_template(brand).contains("{ch}") {
+                if templates::has_channels(brand) {
                     let mut misses = 0;
                     for ch in 2..=MAX_CHANNELS {
                         let url = template_url(brand, ip, port, ch, creds);

@@ -244,7 +244,7 @@ fn camera(
     let id = camera::camera_id(&ip, channel);
     let brand = match c.brand.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         None => Brand::Generic,
-        Some(b) => Brand::from_input(b).unwrap_or_else(|| {
+        Some(b) => Brand::from_input(b, templates::is_configured).unwrap_or_else(|| {
             p.skipped.push(format!(
                 "camera {id}: unknown brand '{b}', imported as generic"
             ));
@@ -427,6 +427,7 @@ pub async fn run(
     dry_run: bool,
 ) -> Result<String> {
     let keys = fernet_keys(opts)?;
+    templates::configure(config.rtsp_templates.clone());
     let (db, source) = crate::store::postgres::connect_foreign(from).await?;
     let old = source::read(&db).await?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {

@@ -49,8 +49,9 @@ pub fn kind(s: Option<&str>) -> Option<String> {
 
 fn brand(s: Option<&str>) -> Result<Option<Brand>> {
     s.map(|b| {
-        Brand::from_input(b).ok_or_else(|| {
-            Error::bad_request("brand must be generic, hikvision, dahua, xmeye or onvif")
+        Brand::from_input(b, templates::is_configured).ok_or_else(|| {
+            let names: Vec<&str> = templates::brands().iter().map(|b| b.as_str()).collect();
+            Error::bad_request(format!("brand must be one of {}", names.join(", ")))
         })
     })
     .transpose()

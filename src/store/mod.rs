@@ -74,16 +74,26 @@ pub enum CreateMode {
     Normal,
 }
 
-/// Camera makes with an RTSP URL template (`camera::templates`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Camera makes with an RTSP URL template (`camera::templates`): the five built in, and
+/// those `RTSP_TEMPLATES` adds (their names live for the whole process, so a brand stays
+/// `Copy`). In JSON a brand is its name; in redb rows the built-in ones keep the enum
+/// encoding they always had and an added one is `Custom(name)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Brand {
     Generic,
     Hikvision,
     Dahua,
     Xmeye,
     Onvif,
+    /// A brand `RTSP_TEMPLATES` added (or a stored camera's, whose template may be gone).
+    Custom(&'static str),
 }
+
+/// Names of added brands, each kept once for the life of the process.
+static BRAND_NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// The longest brand name accepted.
+pub const MAX_BRAND_NAME: usize = 32;
 
 impl Brand {
     pub const ALL: [Brand; 5] = [
@@ -93,18 +103,46 @@ impl Brand {
         Brand::Xmeye,
         Brand::Onvif,
     ];
-    /// A brand as a client sends it: any case, and `dahu` (the Flask backend's template key)
-    /// for Dahua.
-    pub fn from_input(s: &str) -> Option<Brand> {
+    /// A brand as a client sends it: any case, `dahu` (the Flask backend's template key) for
+    /// Dahua, or a name `RTSP_TEMPLATES` added (`known` tells which).
+    pub fn from_input(s: &str, known: impl Fn(&str) -> bool) -> Option<Brand> {
         match s.trim().to_ascii_lowercase().as_str() {
             "dahu" => Some(Brand::Dahua),
-            s => Brand::parse(s),
+            s => Brand::parse(s).or_else(|| known(s).then(|| Brand::named(s)).flatten()),
         }
     }
 
+    /// A built-in brand by its name.
     pub fn parse(s: &str) -> Option<Brand> {
         Brand::ALL.into_iter().find(|b| b.as_str() == s)
     }
+
+    /// The brand called `name` (lowercase letters, digits, `-`, `_`; at most
+    /// [`MAX_BRAND_NAME`]): a built-in one, or an added one (its name kept once).
+    pub fn named(name: &str) -> Option<Brand> {
+        if let Some(b) = Brand::parse(name) {
+            return Some(b);
+        }
+        let valid = !name.is_empty()
+            && name.len() <= MAX_BRAND_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            return None;
+        }
+        let mut names = BRAND_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = match names.iter().find(|n| **n == name) {
+            Some(n) => *n,
+            None => {
+                let n: &'static str = Box::leak(name.to_string().into_boxed_str());
+                names.push(n);
+                n
+            }
+        };
+        Some(Brand::Custom(kept))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Brand::Generic => "generic",
@@ -112,6 +150,62 @@ impl Brand {
             Brand::Dahua => "dahua",
             Brand::Xmeye => "xmeye",
             Brand::Onvif => "onvif",
+            Brand::Custom(name) => name,
+        }
+    }
+}
+
+/// The variant names of the binary encoding, in their order (index 5: `Custom(name)`).
+const BRAND_VARIANTS: [&str; 6] = ["Generic", "Hikvision", "Dahua", "Xmeye", "Onvif", "Custom"];
+
+impl Serialize for Brand {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return s.serialize_str(self.as_str());
+        }
+        match self {
+            Brand::Custom(name) => s.serialize_newtype_variant("Brand", 5, "Custom", name),
+            b => {
+                let i = Brand::ALL.iter().position(|x| x == b).unwrap_or(0);
+                s.serialize_unit_variant("Brand", i as u32, BRAND_VARIANTS[i])
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Brand {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Brand, D::Error> {
+        use serde::de::{Error as _, VariantAccess};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Brand;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a camera brand")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Brand, E> {
+                Brand::named(v).ok_or_else(|| E::custom(format!("'{v}' is not a brand name")))
+            }
+            fn visit_enum<A: serde::de::EnumAccess<'de>>(
+                self,
+                data: A,
+            ) -> std::result::Result<Brand, A::Error> {
+                let (i, variant): (u32, _) = data.variant()?;
+                match Brand::ALL.get(i as usize) {
+                    Some(b) => variant.unit_variant().map(|_| *b),
+                    None if i == 5 => {
+                        let name: String = variant.newtype_variant()?;
+                        Brand::named(&name).ok_or_else(|| {
+                            A::Error::custom(format!("'{name}' is not a brand name"))
+                        })
+                    }
+                    None => Err(A::Error::custom(format!("brand variant {i}"))),
+                }
+            }
+        }
+        if d.is_human_readable() {
+            d.deserialize_str(V)
+        } else {
+            d.deserialize_enum("Brand", &BRAND_VARIANTS, V)
         }
     }
 }

@@ -291,7 +291,7 @@ fn camera_from(row: &Row) -> Result<Camera> {
         channel: u32::try_from(channel)
             .map_err(|_| Error::internal("bad channel in the database"))?,
         name: row.try_get("name")?,
-        brand: Brand::parse(brand)
+        brand: Brand::named(brand)
             .ok_or_else(|| Error::internal(format!("unknown brand '{brand}' in the database")))?,
         port: u16::try_from(port).map_err(|_| Error::internal("bad port in the database"))?,
         rtsp_url_sealed: row.try_get("rtsp_url_sealed")?,

@@ -1242,6 +1242,49 @@ impl Store for RedbStore {
 mod tests {
     use super::*;
 
+    /// Built-in brands keep the encoding the derived enum gave them (rows written before added
+    /// brands existed read the same); an added brand is stored by name; JSON has names only.
+    #[test]
+    fn brands_keep_their_encoding() {
+        #[derive(Serialize)]
+        enum OldBrand {
+            Generic,
+            Hikvision,
+            Dahua,
+            Xmeye,
+            Onvif,
+        }
+        for (old, new) in [
+            (OldBrand::Generic, Brand::Generic),
+            (OldBrand::Hikvision, Brand::Hikvision),
+            (OldBrand::Dahua, Brand::Dahua),
+            (OldBrand::Xmeye, Brand::Xmeye),
+            (OldBrand::Onvif, Brand::Onvif),
+        ] {
+            let bytes = encode(&old).unwrap();
+            assert_eq!(encode(&new).unwrap(), bytes);
+            assert_eq!(decode::<Brand>(&bytes, "brand").unwrap(), new);
+        }
+        let acme = Brand::named("acme").unwrap();
+        assert_eq!(acme, Brand::Custom("acme"));
+        assert_eq!(
+            decode::<Brand>(&encode(&acme).unwrap(), "brand").unwrap(),
+            acme
+        );
+        assert_eq!(serde_json::to_string(&acme).unwrap(), r#""acme""#);
+        assert_eq!(serde_json::to_string(&Brand::Dahua).unwrap(), r#""dahua""#);
+        assert_eq!(
+            serde_json::from_str::<Brand>(r#""onvif""#).unwrap(),
+            Brand::Onvif
+        );
+        assert!(Brand::named("Not A Name").is_none());
+        assert!(
+            Brand::from_input("acme", |_| false).is_none(),
+            "input needs a template"
+        );
+        assert_eq!(Brand::from_input(" ACME ", |n| n == "acme"), Some(acme));
+    }
+
     /// Rows as schema 1 wrote them (struct variants, no node) still read, with no node.
     #[test]
     fn schema_1_rows_read() {
