@@ -391,6 +391,28 @@ async fn a_fernet_key_as_secret_key_and_an_explicit_fernet_key_open_the_urls() {
     );
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("--fernet-key is not a Fernet key"), "{err}");
+    // vigia pointed at the old database as its own store refuses to start and changes nothing
+    let out = Command::new(env!("CARGO_BIN_EXE_vigia"))
+        .arg("serve")
+        .env_clear()
+        .env("DATA_DIR", dir.path())
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("SECRET_KEY", SECRET)
+        .env("DATABASE_URL", &old_url)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    let name = old_url.rsplit('/').next().unwrap();
+    assert_eq!(
+        cluster().psql(
+            name,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ),
+        "3",
+        "only the old backend's tables"
+    );
     // not the old backend's database
     let empty = cluster().new_database();
     let (code, _, err) = import(dir.path(), &["--from", &empty, "--old-secret-key", "x"]);
