@@ -621,6 +621,10 @@ mod tests {
     }
 
     async fn rig(camera_seconds: i64) -> Rig {
+        rig_with(camera_seconds, None).await
+    }
+
+    async fn rig_with(camera_seconds: i64, retention: Option<Duration>) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open(None, dir.path()).await.unwrap();
         for ip in ["10.0.0.1", "10.0.0.2"] {
@@ -662,7 +666,7 @@ mod tests {
                 sync_every: Duration::from_secs(5),
                 fragment: Duration::from_secs(1),
                 min_free_bytes: 0,
-                retention: None,
+                retention,
                 node: "box".into(),
                 shared: false,
             },
@@ -705,6 +709,41 @@ mod tests {
         async fn row(&self, id: i64) -> crate::store::Recording {
             self.store.recording(id).await.unwrap().unwrap()
         }
+    }
+
+    /// Recordings imported from the old backend are finished ones: past `RETENTION_DAYS` their
+    /// row and file go like any other's.
+    #[tokio::test]
+    async fn imported_recordings_age_out_like_any_finished_one() {
+        let r = rig_with(1, Some(Duration::from_secs(86_400))).await;
+        let root = r._dir.path().join("recordings");
+        let now = chrono::Utc::now();
+        let mut dump = crate::store::Dump::default();
+        for (id, hours) in [(1, 49), (2, 1)] {
+            let path = format!("10.0.0.1/2026/01/01/00000{id}-flask{id}.mp4");
+            std::fs::create_dir_all(root.join(&path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(&path), b"an ffmpeg mp4").unwrap();
+            dump.recordings.push(crate::store::Recording {
+                id,
+                camera_id: "10.0.0.1".into(),
+                user_id: None,
+                path,
+                start_time: now - chrono::Duration::hours(hours),
+                end_time: Some(now - chrono::Duration::hours(hours) + chrono::Duration::seconds(3)),
+                duration_sec: 3.0,
+                file_size: 13,
+                status: RecordingStatus::Imported,
+                continuous: false,
+                note: None,
+                node: "box".into(),
+            });
+        }
+        r.store.import(&dump).await.unwrap();
+        r.recordings.enforce().await.unwrap();
+        assert!(r.store.recording(1).await.unwrap().is_none(), "49 h old: gone");
+        assert!(!root.join(&dump.recordings[0].path).exists());
+        assert_eq!(r.row(2).await.status, RecordingStatus::Imported, "1 h old: kept");
+        assert!(root.join(&dump.recordings[1].path).exists());
     }
 
     #[tokio::test]
