@@ -99,8 +99,10 @@ async fn the_old_backends_data_moves_in_and_works() {
     let cams = GstCams::start();
     let old_url = cluster().new_database();
     let work = tempfile::tempdir().unwrap();
-    // the old files, moved to a new disk: their rows name the old machine's paths
-    let moved = work.path().join("moved");
+    // the old files, moved to another disk (a tmpfs: another file system, so they are copied,
+    // not linked): their rows name the old machine's paths
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let moved = shm.path().join("moved");
     ffmpeg_mp4(&moved.join("127.0.0.20/20261130_100000.mp4"), 3);
     ffmpeg_mp4(&moved.join("127.0.0.20/20261130_110000.mp4"), 2);
     let old_dir = "/var/lib/flask-nvr/recordings";
@@ -178,6 +180,14 @@ async fn the_old_backends_data_moves_in_and_works() {
     assert!(
         !out.contains("cam-secret") && !out.contains("dvr-pw"),
         "{out}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let placed = data.join("recordings/127.0.0.20/2026/11/30/100000-flask1.mp4");
+    let m = std::fs::metadata(&placed).unwrap();
+    assert_eq!(m.nlink(), 1, "copied across file systems");
+    assert_eq!(
+        std::fs::read(&placed).unwrap(),
+        std::fs::read(moved.join("127.0.0.20/20261130_100000.mp4")).unwrap()
     );
     // again: everything is there already
     let (code, again, err) = import(&data, &args);
@@ -360,12 +370,16 @@ async fn a_fernet_key_as_secret_key_and_an_explicit_fernet_key_open_the_urls() {
         assert_eq!(code, 0, "{out}{err}");
         out
     };
-    let out = run(&["--old-secret-key", secret]);
+    // `=`: a Fernet key may begin with '-' (url-safe base64), which a separate word would not
+    // survive (the README suggests OLD_SECRET_KEY for that reason too)
+    let with_secret = format!("--old-secret-key={secret}");
+    let out = run(&[&with_secret]);
     assert!(
         out.contains("camera URLs opened with the old SECRET_KEY as a Fernet key: 1"),
         "{out}"
     );
-    let out = run(&["--old-secret-key", "another key", "--fernet-key", secret]);
+    let with_key = format!("--fernet-key={secret}");
+    let out = run(&["--old-secret-key", "another key", &with_key]);
     assert!(
         out.contains("camera URLs opened with --fernet-key: 1"),
         "{out}"
@@ -446,6 +460,12 @@ async fn into_a_postgres_store() {
     let (code, out, err) = import_with(&data, &args, &env);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("recordings        1 imported"), "{out}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().nlink(),
+        2,
+        "hard-linked on the same file system"
+    );
     let (code, again, err) = import_with(&data, &args, &env);
     assert_eq!(code, 0, "{again}{err}");
     assert!(

@@ -740,9 +740,16 @@ mod tests {
         }
         r.store.import(&dump).await.unwrap();
         r.recordings.enforce().await.unwrap();
-        assert!(r.store.recording(1).await.unwrap().is_none(), "49 h old: gone");
+        assert!(
+            r.store.recording(1).await.unwrap().is_none(),
+            "49 h old: gone"
+        );
         assert!(!root.join(&dump.recordings[0].path).exists());
-        assert_eq!(r.row(2).await.status, RecordingStatus::Imported, "1 h old: kept");
+        assert_eq!(
+            r.row(2).await.status,
+            RecordingStatus::Imported,
+            "1 h old: kept"
+        );
         assert!(root.join(&dump.recordings[1].path).exists());
     }
 
