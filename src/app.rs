@@ -25,6 +25,21 @@ use crate::media::streams::Streams;
 use crate::store::{self, DynStore};
 use crate::system::watchdog::{disk_free_note, Health, STALL};
 
+/// Creates `DATA_DIR` when missing and returns the key in use: `SECRET_KEY`, or the one kept in
+/// `DATA_DIR/secret_key` (made on first start).
+pub fn open_data_dir(config: &Config) -> Result<Vec<u8>> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::failed(
+            format!("cannot create DATA_DIR {}", config.data_dir.display()),
+            e,
+        )
+    })?;
+    match &config.secret_key {
+        Some(k) => Ok(k.clone()),
+        None => load_or_create_secret(&config.data_dir),
+    }
+}
+
 /// Reads `DATA_DIR/secret_key`, creating it (256 random bits, mode 0600) on first start.
 pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>> {
     let path = data_dir.join("secret_key");
@@ -72,16 +87,7 @@ impl App {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> std::result::Result<Arc<App>, StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            Error::failed(
-                format!("cannot create DATA_DIR {}", config.data_dir.display()),
-                e,
-            )
-        })?;
-        let secret = match &config.secret_key {
-            Some(k) => k.clone(),
-            None => load_or_create_secret(&config.data_dir)?,
-        };
+        let secret = open_data_dir(&config)?;
         let store: DynStore = store::open(config.database.as_ref(), &config.data_dir).await?;
         check_key(store.as_ref(), &secret, config.database.is_some()).await?;
         let streams = Streams::new(

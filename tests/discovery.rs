@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::cams::{ffmpeg_decode, Camsim, GstCams};
+use support::cams::{Camsim, GstCams};
 use support::onvif::{OnvifDouble, Profile};
 use support::{assert_error, Server};
 
@@ -28,24 +28,6 @@ fn device<'a>(v: &'a Value, ip: &str) -> &'a Value {
     let found: Vec<&Value> = all.iter().filter(|d| d["ip"] == ip).collect();
     assert_eq!(found.len(), 1, "{ip} once in {v}");
     found[0]
-}
-
-/// Starts camera `id`'s live view as `who` and has ffmpeg decode 2 s of it without an error.
-async fn streams_cleanly(s: &Server, who: &str, id: &str) {
-    let (st, v) = s
-        .call(
-            "GET",
-            &format!("/api/cameras/stream/{id}"),
-            Some(who),
-            Value::Null,
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
-    let url = v["hls_url"].as_str().unwrap().to_string();
-    let errors = tokio::task::spawn_blocking(move || ffmpeg_decode(&url, 2))
-        .await
-        .unwrap();
-    assert!(errors.is_empty(), "{id}: {errors}");
 }
 
 fn pct(s: &str) -> String {
@@ -270,7 +252,7 @@ async fn a_dvr_a_camera_and_an_onvif_device_are_found_added_and_streamed() {
 
     // and they stream end to end (the Dahua one through Digest with the sealed password)
     for (who, id) in [(&admin, format!("{DVR}-ch2")), (&user, DAHUA.to_string())] {
-        streams_cleanly(&s, who, &id).await;
+        s.streams_cleanly(who, &id).await;
     }
     assert_eq!(dahua.failed_logins(), 1);
     let logs = s.logs();
@@ -334,7 +316,7 @@ async fn credentials_go_only_to_the_device_itself() {
         added["rtsp_url"],
         format!("rtsp://admin:***@{DEVICE}:{}/h264", cam.port)
     );
-    streams_cleanly(&s, &admin, DEVICE).await;
+    s.streams_cleanly(&admin, DEVICE).await;
     assert_eq!(
         visits.load(std::sync::atomic::Ordering::SeqCst),
         0,

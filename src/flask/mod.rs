@@ -19,7 +19,7 @@ pub mod source;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::camera::{self, seal::Sealer, templates, url};
 use crate::error::{Error, Result};
@@ -349,15 +349,7 @@ fn recording(
 /// The relative path of an imported file: the camera and start time as vigia's own files,
 /// and the old row's id instead of a random suffix (a second import finds it again).
 pub fn imported_path(camera: &str, start: DateTime<Utc>, old_id: i64) -> String {
-    format!(
-        "{camera}/{:04}/{:02}/{:02}/{:02}{:02}{:02}-flask{old_id}.mp4",
-        start.year(),
-        start.month(),
-        start.day(),
-        start.hour(),
-        start.minute(),
-        start.second(),
-    )
+    crate::media::recorder::path_with(camera, start, &format!("flask{old_id}"))
 }
 
 /// Where the file the old backend wrote at `old_path` is now: under `dir` by the longest tail
@@ -430,16 +422,7 @@ pub async fn run(
     templates::configure(config.rtsp_templates.clone());
     let (db, source) = crate::store::postgres::connect_foreign(from).await?;
     let old = source::read(&db).await?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        Error::failed(
-            format!("cannot create DATA_DIR {}", config.data_dir.display()),
-            e,
-        )
-    })?;
-    let secret = match &config.secret_key {
-        Some(k) => k.clone(),
-        None => crate::app::load_or_create_secret(&config.data_dir)?,
-    };
+    let secret = crate::app::open_data_dir(config)?;
     let store = crate::store::open(config.database.as_ref(), &config.data_dir).await?;
     if store
         .key_fingerprint(&crate::store::key_fingerprint(&secret), false)

@@ -73,15 +73,19 @@ pub enum Ending {
 /// The relative path of a new recording file: camera id (validated at creation: an IP or a
 /// host name, `-chN`) and UTC time, with a random suffix so two files never collide.
 pub fn relative_path(camera: &str, start: DateTime<Utc>) -> String {
+    path_with(camera, start, &hex::encode(rand::random::<[u8; 4]>()))
+}
+
+/// `<camera>/<yyyy>/<mm>/<dd>/<HHMMSS>-<suffix>.mp4` (UTC): the layout of every recording file.
+pub fn path_with(camera: &str, start: DateTime<Utc>, suffix: &str) -> String {
     format!(
-        "{camera}/{:04}/{:02}/{:02}/{:02}{:02}{:02}-{}.mp4",
+        "{camera}/{:04}/{:02}/{:02}/{:02}{:02}{:02}-{suffix}.mp4",
         start.year(),
         start.month(),
         start.day(),
         start.hour(),
         start.minute(),
         start.second(),
-        hex::encode(rand::random::<[u8; 4]>())
     )
 }
 

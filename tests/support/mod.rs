@@ -88,6 +88,25 @@ fn client() -> reqwest::Client {
 }
 
 impl Server {
+    /// Starts camera `id`'s live view as `who` and has ffmpeg decode 2 s of it without an
+    /// error.
+    pub async fn streams_cleanly(&self, who: &str, id: &str) {
+        let (st, v) = self
+            .call(
+                "GET",
+                &format!("/api/cameras/stream/{id}"),
+                Some(who),
+                serde_json::Value::Null,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let url = v["hls_url"].as_str().unwrap().to_string();
+        let errors = tokio::task::spawn_blocking(move || cams::ffmpeg_decode(&url, 2))
+            .await
+            .unwrap();
+        assert!(errors.is_empty(), "{id}: {errors}");
+    }
+
     pub fn start() -> Server {
         Self::start_with(&[])
     }
