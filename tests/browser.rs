@@ -29,17 +29,26 @@ async fn chromium_with_hls_js_plays_the_live_view() {
     let cams = GstCams::start();
     let page_port = free_port();
     let origin = format!("http://127.0.0.1:{page_port}");
-    let s = Server::start_with(&[("ALLOWED_ORIGINS", &origin)]);
+    // every HLS request in the log (with how long each took), for a failure's diagnosis
+    let s = Server::start_with(&[
+        ("ALLOWED_ORIGINS", &origin),
+        ("LOG_LEVEL", "info,vigia::http=debug"),
+    ]);
     let admin = s.bootstrap_admin().await;
     s.add_camera(
         &admin,
         json!({"ip": "127.0.0.20", "rtsp_url": cams.url("h264gop2")}),
     )
     .await;
-    // the page asks for the idle camera's stream itself, as a click would; four more players
+    // the page asks for the idle camera's stream itself, as a click would; two more players
     // join while the camera is starting (a 2 s GOP: its first key frame arrives a few hundred
-    // ms after the click, the next 2 s later), when the live edge lies in the segment after the
-    // short first one, which does not begin with a key frame
+    // ms after the click, the next 2 s later), when the live edge lies in the segments after
+    // the short first one, which do not begin with a key frame. (Five players of one camera in
+    // one page, as this test had, now and then froze one of them 3-6 s at a segment's end on a
+    // busy machine — its request for the segment's last part never reached the server while
+    // the others' did: Chromium's six connections per host and its cache lock, shared by every
+    // LL-HLS player of the page. Three keep within that; a grid of many live tiles over
+    // HTTP/1.1 would not, which the web page has to plan for.)
     let api = s.url("/api/cameras/stream/127.0.0.20");
     let out = Command::new("node")
         .current_dir(dir)
@@ -49,7 +58,7 @@ async fn chromium_with_hls_js_plays_the_live_view() {
             &page_port.to_string(),
             "8",
             &admin,
-            "0,700,1400,2100,2800",
+            "0,700,1400",
         ])
         .output()
         .unwrap_or_else(|e| panic!("node: {e}; install: {INSTALL}"));
@@ -63,8 +72,12 @@ async fn chromium_with_hls_js_plays_the_live_view() {
     // the whole record (every player's hls.js events) goes to a file; failures quote a summary
     let record = concat!(env!("CARGO_TARGET_TMPDIR"), "/browser-last.json");
     std::fs::write(record, r.to_string()).unwrap();
+    let server_log = concat!(env!("CARGO_TARGET_TMPDIR"), "/browser-server.log");
+    std::fs::write(server_log, s.logs()).unwrap();
     let summary = summarize(&r);
-    eprintln!("browser: {summary}\nbrowser: every event in {record}");
+    eprintln!(
+        "browser: {summary}\nbrowser: every event in {record}, the server's log in {server_log}"
+    );
     assert_eq!(r["fatal"], Value::Null, "hls.js fatal error: {summary}");
     assert_eq!(r["started"], true, "{summary}");
     // an idle camera: the playlist is playable ~0.2 s after the first key frame and hls.js
@@ -93,22 +106,28 @@ async fn chromium_with_hls_js_plays_the_live_view() {
             .copied()
             .unwrap_or(f64::INFINITY);
         assert!(
-            at < 0.3 || (2.0..2.3).contains(&at),
+            // (the `playing` handler runs up to a few hundred ms late on a busy machine;
+            // starting at the live edge instead would be ≥ 0.8 s into the first GOP)
+            at < 0.6 || (2.0..2.6).contains(&at),
             "a joining player started at {at} s, not at a key frame (0 or 2 s): {summary}"
         );
-        // where the first GOP ends every early player waited 0.5-1.5 s once (advanced
-        // 6.6-7.4 s) while the next segment's parts were not taken up; now 8.3 s of ~8.4
-        // (7.8-8.5 s with both cores busy)
-        assert!(
-            p["advanced"].as_f64().unwrap() > 7.5,
-            "a player advanced too little (a stall): {summary}"
-        );
     }
-    // ~8.4 s of wall time: a stall loop at a segment boundary shows up as less played
+    // where the first GOP ends every early player waited 0.5-1.5 s once (advanced 6.6-7.4 s of
+    // ~8.4) while the next segment's parts were not taken up: the median player catches that;
+    // a single hiccup of one player on a busy machine (0.3-0.6 s at a segment's end) passes,
+    // a freeze of any player does not
+    let mut advanced: Vec<f64> = r["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["advanced"].as_f64().unwrap_or(0.0))
+        .collect();
+    advanced.sort_by(f64::total_cmp);
     assert!(
-        r["advanced"].as_f64().unwrap() > 7.5,
-        "currentTime advanced too little: {summary}"
+        advanced[advanced.len() / 2] > 7.5,
+        "the players advanced too little (a stall): {summary}"
     );
+    assert!(advanced[0] > 6.5, "a player froze: {summary}");
     assert_eq!(
         (r["width"].as_u64(), r["height"].as_u64()),
         (Some(640), Some(360)),

@@ -25,7 +25,7 @@ function join(src) {
   v.muted = true; v.autoplay = true; v.playsInline = true; v.width = 320;
   document.body.appendChild(v);
   const p = { v, errors: [], fatal: null, firstPlayingMs: null, t0: performance.now() };
-  const hls = new Hls({ lowLatencyMode: true, debug: String(window.players.length) === (location.hash.slice(7) || '0') && location.hash.startsWith('#debug') });
+  const hls = new Hls({ lowLatencyMode: true, debug: String(window.players.length) === (location.hash.slice(6) || '0') && location.hash.startsWith('#debug') });
   p.hls = hls;
   hls.on(Hls.Events.ERROR, (_e, d) => {
     p.errors.push(d.details + (d.fatal ? ' (fatal)' : ''));
