@@ -8,6 +8,13 @@ use serde_json::{json, Value};
 use support::cams::GstCams;
 use support::{assert_error, wait_until, Server};
 
+/// `POST /api/cameras` with `body` is refused as a bad request; the error body.
+async fn refused_camera(s: &Server, admin: &str, body: Value) -> Value {
+    let (st, v) = s.call("POST", "/api/cameras", Some(admin), body).await;
+    assert_error(st, &v, 400, "bad_request");
+    v
+}
+
 #[tokio::test]
 async fn stats_without_a_token_are_the_aggregate_only() {
     let s = Server::start();
@@ -84,15 +91,7 @@ async fn the_old_brand_key_dahu_is_dahua() {
         (200, &json!("hikvision")),
         "{v}"
     );
-    let (st, v) = s
-        .call(
-            "POST",
-            "/api/cameras",
-            Some(&admin),
-            json!({"ip": "127.0.0.65", "brand": "dahu2"}),
-        )
-        .await;
-    assert_error(st, &v, 400, "bad_request");
+    refused_camera(&s, &admin, json!({"ip": "127.0.0.65", "brand": "dahu2"})).await;
 }
 
 /// The old backend's free-text `type`: kept as sent, changed by PUT, "dvr" for a DVR channel
@@ -131,15 +130,7 @@ async fn cameras_carry_the_old_type_field() {
         .collect();
     assert_eq!(kinds, ["ptz", "dvr", "dome"], "{list}");
     for bad in [json!("x".repeat(33)), json!("a\u{7}b"), json!(5)] {
-        let (st, v) = s
-            .call(
-                "POST",
-                "/api/cameras",
-                Some(&admin),
-                json!({"ip": "127.0.0.69", "type": bad}),
-            )
-            .await;
-        assert_error(st, &v, 400, "bad_request");
+        refused_camera(&s, &admin, json!({"ip": "127.0.0.69", "type": bad})).await;
     }
 }
 
@@ -432,15 +423,7 @@ async fn rtsp_templates_replace_and_add_brands_and_discovery_probes_them() {
         v["rtsp_url"], "rtsp://127.0.0.71:554/Streaming/Channels/101",
         "{v}"
     );
-    let (st, v) = s
-        .call(
-            "POST",
-            "/api/cameras",
-            Some(&admin),
-            json!({"ip": "127.0.0.72", "brand": "axis"}),
-        )
-        .await;
-    assert_error(st, &v, 400, "bad_request");
+    let v = refused_camera(&s, &admin, json!({"ip": "127.0.0.72", "brand": "axis"})).await;
     assert!(v["error"].as_str().unwrap().contains("acme"), "{v}");
 
     // a setting that cannot be read stops the start, naming it

@@ -103,18 +103,11 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
         }
     };
     attempt.succeeded();
-    let generation = if legacy {
-        // the old backend's bcrypt hash: argon2id from now on (the user has no vigia session
-        // yet, so the new generation this gives ends nothing)
-        let generation = c.app.users.set_password(user.id, &req.password).await?;
-        info!(
-            user_id = user.id,
-            "password hash upgraded from bcrypt to argon2id"
-        );
-        generation
-    } else {
-        c.app.users.token_generation(user.id).await?
-    };
+    let generation = c
+        .app
+        .users
+        .logged_in(user.id, &req.password, legacy)
+        .await?;
     let (token, _) = c.app.tokens.issue(&user, generation)?;
     info!(user_id = user.id, "login");
     Ok(response::ok(&json!({ "token": token, "user": user })))

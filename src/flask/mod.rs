@@ -280,12 +280,19 @@ fn camera(
             camera::resolve_rtsp_url(None, brand, &ip, port, channel, None, None)?
         }
     };
-    let name = c
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map_or_else(|| format!("Camera {id}"), |n| camera::truncate(n, 100));
+    // the API refuses what breaks its rules; an import keeps what it can of the old values
+    use crate::services::cameras::{kind, kind_allowed, name_or_default, MAX_KIND, MAX_NAME};
+    let name = name_or_default(
+        c.name
+            .as_deref()
+            .map(|n| camera::truncate(n.trim(), MAX_NAME))
+            .as_deref(),
+        &id,
+    );
+    let kind = kind(c.kind.as_deref())
+        .map(|k| camera::truncate(&k, MAX_KIND))
+        .filter(|k| kind_allowed(k))
+        .unwrap_or_else(|| Camera::default_kind(channel).to_string());
     Ok(Some(Camera {
         rtsp_url_sealed: target.sealer.seal(&id, &rtsp)?,
         rtsp_url_display: url::masked(&rtsp),
@@ -300,9 +307,7 @@ fn camera(
         is_recording: false,
         created_at: target.now,
         node: target.node.to_string(),
-        kind: crate::services::cameras::kind(c.kind.as_deref())
-            .map(|k| camera::truncate(&k, crate::services::cameras::MAX_KIND))
-            .unwrap_or_else(|| Camera::default_kind(channel).to_string()),
+        kind,
         id,
     }))
 }
@@ -333,10 +338,12 @@ fn recording(
         user_id: r.user_id.and_then(|u| user_ids.get(&u).copied()),
         path: rel.to_string(),
         start_time: start,
-        end_time: Some(
-            r.end_time
-                .unwrap_or(start + chrono::Duration::milliseconds((duration * 1000.0) as i64)),
-        ),
+        // an absurd old duration (past chrono's range) gives no end past the start, not a panic
+        end_time: Some(r.end_time.unwrap_or_else(|| {
+            chrono::Duration::try_milliseconds((duration * 1000.0) as i64)
+                .and_then(|d| start.checked_add_signed(d))
+                .unwrap_or(start)
+        })),
         duration_sec: duration,
         file_size: size,
         status: RecordingStatus::Imported,
@@ -555,6 +562,35 @@ mod tests {
         assert_eq!(find_file("/srv/old/b.mp4", Some(dir.path())), None);
         let abs = dir.path().join("cam/2026/a.mp4");
         assert_eq!(find_file(abs.to_str().unwrap(), None), Some(abs.clone()));
+    }
+
+    /// An absurd old duration (past chrono's range) is bad input, not a panic: the end is the
+    /// start.
+    #[test]
+    fn an_absurd_duration_gives_no_panic() {
+        let start = Utc::now();
+        let sealer = Sealer::new(&[7u8; 32]);
+        let target = Target {
+            sealer: &sealer,
+            recordings_dir: Path::new("/nonexistent"),
+            node: "box",
+            now: start,
+        };
+        let old = OldRecording {
+            duration_sec: Some(1e300),
+            ..Default::default()
+        };
+        let r = recording(
+            &old,
+            1,
+            "cam".into(),
+            "cam/x.mp4",
+            start,
+            0,
+            &HashMap::new(),
+            &target,
+        );
+        assert_eq!(r.end_time, Some(start));
     }
 
     #[test]

@@ -69,14 +69,55 @@ enum Col {
     Float,
 }
 
+/// The rows of one old table, read cell by cell with an error that names the column (a NULL
+/// id or a value of another type is bad input, not a panic).
+struct Rows {
+    table: &'static str,
+    names: Vec<&'static str>,
+    rows: Vec<tokio_postgres::Row>,
+}
+
+impl Rows {
+    fn at<'a, T: tokio_postgres::types::FromSql<'a>>(
+        &self,
+        row: &'a tokio_postgres::Row,
+        i: usize,
+    ) -> Result<T> {
+        row.try_get(i).map_err(|e| {
+            Error::failed(
+                format!(
+                    "the old table '{}' has an unusable value in column '{}'",
+                    self.table, self.names[i]
+                ),
+                e,
+            )
+        })
+    }
+
+    /// Text, empty when NULL.
+    fn text(&self, row: &tokio_postgres::Row, i: usize) -> Result<String> {
+        Ok(self.at::<Option<String>>(row, i)?.unwrap_or_default())
+    }
+
+    /// A time read as seconds since the epoch (`None`: NULL or out of range).
+    fn time(&self, row: &tokio_postgres::Row, i: usize) -> Result<Option<DateTime<Utc>>> {
+        let secs: Option<f64> = self.at(row, i)?;
+        Ok(secs.and_then(|s| DateTime::from_timestamp_micros((s * 1e6).round() as i64)))
+    }
+
+    fn map<T>(&self, f: impl Fn(&tokio_postgres::Row) -> Result<T>) -> Result<Vec<T>> {
+        self.rows.iter().map(f).collect()
+    }
+}
+
 /// A `SELECT` of `wanted` columns from `table`: each present one cast, each missing one NULL
-/// (a missing `required` one is an error naming it).
+/// (a missing `required` one is an error naming it). `None`: the database has no such table.
 async fn select(
     db: &Client,
-    table: &str,
-    wanted: &[(&str, Col)],
+    table: &'static str,
+    wanted: &[(&'static str, Col)],
     required: &[&str],
-) -> Result<Vec<tokio_postgres::Row>> {
+) -> Result<Option<Rows>> {
     let present: HashSet<String> = db
         .query(
             "SELECT column_name::text FROM information_schema.columns
@@ -86,12 +127,10 @@ async fn select(
         .await
         .map_err(|e| Error::failed(format!("cannot read the columns of '{table}'"), e))?
         .iter()
-        .map(|r| r.get(0))
+        .filter_map(|r| r.try_get(0).ok())
         .collect();
     if present.is_empty() {
-        return Err(Error::bad_request(format!(
-            "the old database has no table '{table}' (is --from the Flask backend's database?)"
-        )));
+        return Ok(None);
     }
     if let Some(missing) = required.iter().find(|c| !present.contains(**c)) {
         return Err(Error::bad_request(format!(
@@ -115,77 +154,93 @@ async fn select(
         })
         .collect();
     let sql = format!("SELECT {} FROM \"{table}\" ORDER BY 1", list.join(", "));
-    db.query(sql.as_str(), &[])
+    let rows = db
+        .query(sql.as_str(), &[])
         .await
-        .map_err(|e| Error::failed(format!("cannot read '{table}'"), e))
+        .map_err(|e| Error::failed(format!("cannot read '{table}'"), e))?;
+    Ok(Some(Rows {
+        table,
+        names: wanted.iter().map(|(n, _)| *n).collect(),
+        rows,
+    }))
 }
 
-fn time(row: &tokio_postgres::Row, i: usize) -> Option<DateTime<Utc>> {
-    let secs: Option<f64> = row.get(i);
-    secs.and_then(|s| DateTime::from_timestamp_micros((s * 1e6).round() as i64))
+/// A table the import cannot do without.
+fn needed(rows: Option<Rows>, table: &str) -> Result<Rows> {
+    rows.ok_or_else(|| {
+        Error::bad_request(format!(
+            "the old database has no table '{table}' (is --from the Flask backend's database?)"
+        ))
+    })
 }
 
 /// Reads the three tables (a database without `recordings` has none).
 pub async fn read(db: &Client) -> Result<OldData> {
     use Col::*;
-    let users = select(
-        db,
+    let users = needed(
+        select(
+            db,
+            "users",
+            &[
+                ("id", Int),
+                ("username", Text),
+                ("password_hash", Text),
+                ("role", Text),
+                ("created_at", Time),
+            ],
+            &["id", "username", "password_hash"],
+        )
+        .await?,
         "users",
-        &[
-            ("id", Int),
-            ("username", Text),
-            ("password_hash", Text),
-            ("role", Text),
-            ("created_at", Time),
-        ],
-        &["id", "username", "password_hash"],
-    )
-    .await?
-    .iter()
-    .map(|r| OldUser {
-        id: r.get(0),
-        username: r.get::<_, Option<String>>(1).unwrap_or_default(),
-        password_hash: r.get::<_, Option<String>>(2).unwrap_or_default(),
-        role: r
-            .get::<_, Option<String>>(3)
-            .unwrap_or_else(|| "user".into()),
-        created_at: time(r, 4),
-    })
-    .collect();
-    let cameras = select(
-        db,
+    )?;
+    let users = users.map(|r| {
+        Ok(OldUser {
+            id: users.at(r, 0)?,
+            username: users.text(r, 1)?,
+            password_hash: users.text(r, 2)?,
+            role: users
+                .at::<Option<String>>(r, 3)?
+                .unwrap_or_else(|| "user".into()),
+            created_at: users.time(r, 4)?,
+        })
+    })?;
+    let cameras = needed(
+        select(
+            db,
+            "cameras",
+            &[
+                ("id", Int),
+                ("ip", Text),
+                ("name", Text),
+                ("type", Text),
+                ("brand", Text),
+                ("channel", Int),
+                ("port", Int),
+                ("is_active", Bool),
+                ("last_seen", Time),
+                ("rtsp_url_encrypted", Text),
+                ("user_id", Int),
+            ],
+            &["id", "ip"],
+        )
+        .await?,
         "cameras",
-        &[
-            ("id", Int),
-            ("ip", Text),
-            ("name", Text),
-            ("type", Text),
-            ("brand", Text),
-            ("channel", Int),
-            ("port", Int),
-            ("is_active", Bool),
-            ("last_seen", Time),
-            ("rtsp_url_encrypted", Text),
-            ("user_id", Int),
-        ],
-        &["id", "ip"],
-    )
-    .await?
-    .iter()
-    .map(|r| OldCamera {
-        id: r.get(0),
-        ip: r.get::<_, Option<String>>(1).unwrap_or_default(),
-        name: r.get(2),
-        kind: r.get(3),
-        brand: r.get(4),
-        channel: r.get(5),
-        port: r.get(6),
-        is_active: r.get(7),
-        last_seen: time(r, 8),
-        token: r.get(9),
-        user_id: r.get(10),
-    })
-    .collect();
+    )?;
+    let cameras = cameras.map(|r| {
+        Ok(OldCamera {
+            id: cameras.at(r, 0)?,
+            ip: cameras.text(r, 1)?,
+            name: cameras.at(r, 2)?,
+            kind: cameras.at(r, 3)?,
+            brand: cameras.at(r, 4)?,
+            channel: cameras.at(r, 5)?,
+            port: cameras.at(r, 6)?,
+            is_active: cameras.at(r, 7)?,
+            last_seen: cameras.time(r, 8)?,
+            token: cameras.at(r, 9)?,
+            user_id: cameras.at(r, 10)?,
+        })
+    })?;
     let wanted = [
         ("id", Int),
         ("camera_ip", Text),
@@ -196,21 +251,19 @@ pub async fn read(db: &Client) -> Result<OldData> {
         ("duration_sec", Float),
     ];
     let recordings =
-        match select(db, "recordings", &wanted, &["id", "camera_ip", "file_path"]).await {
-            Ok(rows) => rows
-                .iter()
-                .map(|r| OldRecording {
-                    id: r.get(0),
-                    camera_ip: r.get::<_, Option<String>>(1).unwrap_or_default(),
-                    user_id: r.get(2),
-                    start_time: time(r, 3),
-                    end_time: time(r, 4),
-                    file_path: r.get::<_, Option<String>>(5).unwrap_or_default(),
-                    duration_sec: r.get(6),
+        match select(db, "recordings", &wanted, &["id", "camera_ip", "file_path"]).await? {
+            None => Vec::new(),
+            Some(recs) => recs.map(|r| {
+                Ok(OldRecording {
+                    id: recs.at(r, 0)?,
+                    camera_ip: recs.text(r, 1)?,
+                    user_id: recs.at(r, 2)?,
+                    start_time: recs.time(r, 3)?,
+                    end_time: recs.time(r, 4)?,
+                    file_path: recs.text(r, 5)?,
+                    duration_sec: recs.at(r, 6)?,
                 })
-                .collect(),
-            Err(e) if e.message.contains("no table") => Vec::new(),
-            Err(e) => return Err(e),
+            })?,
         };
     Ok(OldData {
         users,

@@ -17,7 +17,8 @@ use crate::media::recordings::Recordings;
 use crate::media::streams::Streams;
 use crate::store::{Brand, Camera, CameraPatch, DynStore, Transport};
 
-const MAX_NAME: usize = 100;
+/// Longest camera name accepted.
+pub const MAX_NAME: usize = 100;
 /// Longest `type` accepted (the old backend's column held 20).
 pub const MAX_KIND: usize = 32;
 
@@ -45,6 +46,17 @@ pub fn kind(s: Option<&str>) -> Option<String> {
     s.map(str::trim)
         .filter(|k| !k.is_empty())
         .map(str::to_string)
+}
+
+/// Whether a `type` may be stored: at most [`MAX_KIND`] characters, no control characters.
+pub fn kind_allowed(k: &str) -> bool {
+    k.chars().count() <= MAX_KIND && !k.chars().any(char::is_control)
+}
+
+/// A camera's name: the one given unless blank, else "Camera <id>".
+pub fn name_or_default(name: Option<&str>, id: &str) -> String {
+    name.filter(|n| !n.trim().is_empty())
+        .map_or_else(|| format!("Camera {id}"), str::to_string)
 }
 
 fn brand(s: Option<&str>) -> Result<Option<Brand>> {
@@ -90,7 +102,7 @@ impl CameraRequest {
             return Err(Error::bad_request("port must be 1 to 65535"));
         }
         if let Some(k) = &self.kind {
-            if k.chars().count() > MAX_KIND || k.chars().any(char::is_control) {
+            if !kind_allowed(k) {
                 return Err(Error::bad_request(format!(
                     "type must be text of at most {MAX_KIND} characters"
                 )));
@@ -172,11 +184,7 @@ impl Cameras {
             node,
             rtsp_url_sealed: self.sealer.seal(&id, &rtsp)?,
             rtsp_url_display: url::masked(&rtsp),
-            name: req
-                .name
-                .clone()
-                .filter(|n| !n.trim().is_empty())
-                .unwrap_or_else(|| format!("Camera {id}")),
+            name: name_or_default(req.name.as_deref(), &id),
             id,
             ip,
             channel,

@@ -32,6 +32,21 @@ impl Users {
         Ok(self.store.token_generation(id).await?)
     }
 
+    /// After a successful login with `password`: the generation the new token carries. A
+    /// `legacy` hash (the old backend's bcrypt) is replaced with argon2id first (the user has
+    /// no vigia session yet, so the new generation this gives ends nothing).
+    pub async fn logged_in(&self, id: i64, password: &str, legacy: bool) -> Result<i64> {
+        if !legacy {
+            return self.token_generation(id).await;
+        }
+        let generation = self.set_password(id, password).await?;
+        tracing::info!(
+            user_id = id,
+            "password hash upgraded from bcrypt to argon2id"
+        );
+        Ok(generation)
+    }
+
     /// Sets user `id`'s password (already checked against the rules), ending every session;
     /// the generation new tokens carry.
     pub async fn set_password(&self, id: i64, password: &str) -> Result<i64> {
