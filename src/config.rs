@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Key for JWT signatures and credential sealing (>= 32 bytes). Generated when unset.
     #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// Bearer token a Prometheus scraper sends for `/metrics` (>= 16 characters); admins'
+    /// login tokens work too.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// HS256, HS384 or HS512.
     #[arg(long, env = "JWT_ALGORITHM")]
     pub jwt_algorithm: Option<String>,
@@ -147,6 +151,8 @@ pub struct Config {
     pub secret_key: Option<Vec<u8>>,
     pub jwt_algorithm: Algorithm,
     pub jwt_expiration_secs: u64,
+    /// `METRICS_TOKEN`: a scraper's bearer token for `/metrics`.
+    pub metrics_token: Option<String>,
     pub allowed_origins: Vec<String>,
     /// `ALLOWED_HOSTS` without `*`, lowercased.
     pub allowed_hosts: Vec<String>,
@@ -361,6 +367,23 @@ fn secret_key(a: &ServeArgs) -> Result<Option<Vec<u8>>, ConfigError> {
     }
 }
 
+/// `METRICS_TOKEN`: 16 to 256 visible ASCII characters, or unset (only admins read `/metrics`).
+fn metrics_token(a: &ServeArgs) -> Result<Option<String>, ConfigError> {
+    match nonempty(&a.metrics_token) {
+        None => Ok(None),
+        Some(t) if (16..=256).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(t.to_string()))
+        }
+        Some(t) => Err(err(
+            "METRICS_TOKEN",
+            format!(
+                "must be 16 to 256 visible ASCII characters (it has {}), e.g. `openssl rand -hex 24`",
+                t.len()
+            ),
+        )),
+    }
+}
+
 /// `JWT_ALGORITHM`: HS256 (default), HS384 or HS512.
 fn jwt_algorithm(a: &ServeArgs) -> Result<Algorithm, ConfigError> {
     match nonempty(&a.jwt_algorithm).unwrap_or("HS256") {
@@ -565,6 +588,7 @@ impl Config {
             data_dir,
             secret_key,
             jwt_algorithm: jwt_algorithm(a)?,
+            metrics_token: metrics_token(a)?,
             jwt_expiration_secs: int(
                 "JWT_TOKEN_EXPIRATION",
                 &a.jwt_token_expiration,
@@ -695,6 +719,13 @@ mod tests {
                     ..Default::default()
                 },
                 "SECRET_KEY",
+            ),
+            (
+                ServeArgs {
+                    metrics_token: Some("short".into()),
+                    ..Default::default()
+                },
+                "METRICS_TOKEN",
             ),
             (
                 ServeArgs {

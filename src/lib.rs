@@ -33,6 +33,7 @@ pub mod error;
 pub mod flask;
 pub mod fleet;
 pub mod media;
+pub mod metrics;
 pub mod services;
 pub mod store;
 pub mod system;

@@ -75,6 +75,22 @@ fn cases(uid: i64, cam: &str) -> Vec<Case> {
             None,
         ),
         c(
+            "GET",
+            "/api/openapi.json",
+            "/api/openapi.json".into(),
+            "public",
+            Value::Null,
+            None,
+        ),
+        c(
+            "GET",
+            "/metrics",
+            "/metrics".into(),
+            "admin",
+            Value::Null,
+            None,
+        ),
+        c(
             "POST",
             "/api/auth/login",
             "/api/auth/login".into(),
@@ -383,7 +399,7 @@ async fn contract(s: Server) {
     ];
 
     let cases = cases(uid, cam);
-    for r in vigia::api::ROUTES {
+    for r in &vigia::api::ROUTES {
         assert!(
             cases
                 .iter()

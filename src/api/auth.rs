@@ -64,6 +64,7 @@ fn too_many(r: Refused) -> Error {
         Refused::Address(w) => (w, "from this address"),
         Refused::Account(w) => (w, "for this account"),
     };
+    crate::metrics::inc(&crate::metrics::LOGIN_THROTTLED);
     Error::new(
         Kind::TooManyRequests,
         format!("too many failed logins {whose}; try again in {wait} s"),
@@ -96,6 +97,7 @@ pub async fn login(c: Ctx) -> Result<Response<Body>> {
         (true, Some(u)) => u,
         _ => {
             attempt.failed();
+            crate::metrics::inc(&crate::metrics::LOGIN_FAILURES);
             if let Some(skipped) = c.app.lograte.allow(ip, "failed login") {
                 warn!(peer = %ip, skipped, "failed login (logged once a minute per address)");
             }

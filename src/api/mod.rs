@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cameras;
 pub mod discovery;
 pub mod host;
+pub mod metrics;
 pub mod nvr;
 pub mod response;
 pub mod server;
@@ -96,6 +97,9 @@ pub enum Access {
     /// the camera or recording (the scope) named by the path's first parameter (players that
     /// cannot send headers).
     Player(PlayerScope),
+    /// `METRICS_TOKEN` as the bearer token (a scraper), or a login token as for
+    /// [`Access::Token`].
+    Scraper,
 }
 
 /// What a handler gets: the app, path parameters, query, headers, body and caller.
@@ -110,6 +114,8 @@ pub struct Ctx {
     pub user: Option<User>,
     pub claims: Option<Claims>,
     pub peer: SocketAddr,
+    /// The request carried `METRICS_TOKEN` (routes with [`Access::Scraper`] only).
+    pub scraper: bool,
 }
 
 /// Something this node serves, or where the request goes instead (a `307`: an answer, not an
@@ -217,7 +223,39 @@ pub struct Route {
     pub path: &'static str,
     pub access: Access,
     pub handler: Handler,
+    /// Its requests' latency and answers, for `/metrics` (atomics: no lock per request).
+    pub stats: RouteStats,
 }
+
+/// Latency and answers by status class (1xx … 5xx) of one route.
+pub struct RouteStats {
+    pub latency: crate::metrics::Histogram,
+    pub answers: [std::sync::atomic::AtomicU64; 5],
+}
+
+impl RouteStats {
+    pub const fn new() -> RouteStats {
+        RouteStats {
+            latency: crate::metrics::Histogram::new(crate::metrics::SLOW),
+            answers: [const { std::sync::atomic::AtomicU64::new(0) }; 5],
+        }
+    }
+
+    fn record(&self, status: u16, started: Instant) {
+        self.latency.observe_since(started);
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        crate::metrics::inc(&self.answers[class]);
+    }
+}
+
+impl Default for RouteStats {
+    fn default() -> RouteStats {
+        RouteStats::new()
+    }
+}
+
+/// Requests no route took: unknown paths, wrong methods, `OPTIONS`, refused bodies or hosts.
+pub static UNROUTED: RouteStats = RouteStats::new();
 
 macro_rules! route {
     ($m:ident $path:literal Player($scope:ident) $h:path) => {
@@ -226,6 +264,7 @@ macro_rules! route {
             path: $path,
             access: Access::Player(PlayerScope::$scope),
             handler: |c| Box::pin($h(c)),
+            stats: RouteStats::new(),
         }
     };
     ($m:ident $path:literal $access:ident $h:path) => {
@@ -234,16 +273,19 @@ macro_rules! route {
             path: $path,
             access: Access::$access,
             handler: |c| Box::pin($h(c)),
+            stats: RouteStats::new(),
         }
     };
 }
 
 /// The route table: every path the service answers. Literal paths come before the
 /// parameterised ones they would also match.
-pub static ROUTES: &[Route] = &[
+pub static ROUTES: [Route; 34] = [
     route!(GET "/health" Public system::health),
     route!(GET "/stats" Optional system::stats),
     route!(GET "/api/nodes" Token system::nodes),
+    route!(GET "/api/openapi.json" Public system::openapi),
+    route!(GET "/metrics" Scraper metrics::metrics),
     route!(POST "/api/auth/login" Public auth::login),
     route!(POST "/api/auth/logout" Token auth::logout),
     route!(POST "/api/auth/register" Optional auth::register),
@@ -310,7 +352,7 @@ fn find(method: &Method, path: &str) -> Found {
         method
     };
     let mut allowed: Vec<&'static str> = Vec::new();
-    for r in ROUTES {
+    for r in &ROUTES {
         if let Some(params) = match_path(r.path, &segments) {
             if r.method == lookup {
                 return Found::Route(r, params);
@@ -384,6 +426,23 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<(User, Cl
         Session::Revoked => Err(Error::unauthorized("token has been revoked")),
         Session::NoUser => Err(Error::unauthorized("the token's user no longer exists")),
     }
+}
+
+/// Whether the bearer token is `METRICS_TOKEN` (compared in constant time).
+fn carries_metrics_token(app: &App, headers: &HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(want) = app.config.metrics_token.as_deref() else {
+        return false;
+    };
+    let sent = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    sent.is_some_and(|t| bool::from(t.as_bytes().ct_eq(want.as_bytes())))
 }
 
 /// The user behind player token `token`, if it opens the camera or recording `id`; cached
@@ -529,6 +588,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
     let rid = request_id(&parts.headers);
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
+    let mut routed: Option<&'static Route> = None;
 
     // The body is read (at most MAX_BODY_BYTES) before anything else, so that a refused
     // request leaves the connection clean for the next one; a body over the limit is not
@@ -553,6 +613,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
             Found::Nothing => response::error(&Error::not_found(format!("no route for {path}"))),
             Found::WrongMethod(allowed) => response::method_not_allowed(&path, &allowed),
             Found::Route(route, params) => {
+                routed = Some(route);
                 let target = parts
                     .uri
                     .path_and_query()
@@ -585,6 +646,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
             set(h, "vary", "Origin");
         }
     }
+    routed
+        .map_or(&UNROUTED, |r| &r.stats)
+        .record(resp.status().as_u16(), started);
     let line = AccessLine {
         rid: &rid,
         method: &method,
@@ -670,8 +734,10 @@ async fn dispatch(
     body: Bytes,
     peer: SocketAddr,
 ) -> Result<Response<Body>> {
+    let scraper = route.access == Access::Scraper && carries_metrics_token(&app, &headers);
     let (user, claims) = match route.access {
         Access::Public => (None, None),
+        Access::Scraper if scraper => (None, None),
         Access::Player(scope) if !headers.contains_key(AUTHORIZATION) => {
             let token = query_value(query, "t").ok_or_else(|| {
                 Error::unauthorized(
@@ -681,7 +747,7 @@ async fn dispatch(
             let id = params.first().map(String::as_str).unwrap_or("");
             (Some(player(&app, scope, id, &token).await?), None)
         }
-        Access::Optional | Access::Token | Access::Player(_) => {
+        Access::Optional | Access::Token | Access::Player(_) | Access::Scraper => {
             match authenticate(&app, &headers).await? {
                 Some((u, c)) => (Some(u), Some(c)),
                 None if route.access != Access::Optional => {
@@ -703,6 +769,7 @@ async fn dispatch(
         user,
         claims,
         peer,
+        scraper,
     };
     (route.handler)(ctx).await
 }
@@ -725,6 +792,79 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["code"], "internal_error");
         assert_eq!(v["error"], "internal error");
+    }
+
+    /// `/a/{id}/b` → `/a/{}/b`: a documented path in the route table's spelling.
+    fn table_spelling(path: &str) -> String {
+        path.split('/')
+            .map(|seg| {
+                if seg.starts_with('{') && seg.ends_with('}') {
+                    "{}"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// The OpenAPI document describes every route of the table, and nothing else: each
+    /// operation has a summary and a description, its path parameters, the security its
+    /// access asks for, and a 401 wherever a token is checked.
+    #[test]
+    fn the_openapi_document_describes_exactly_the_route_table() {
+        let doc: serde_json::Value = serde_json::from_str(system::OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut documented = std::collections::BTreeMap::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let key = (method.to_uppercase(), table_spelling(path));
+                for field in ["summary", "description", "operationId"] {
+                    let text = op[field].as_str().unwrap_or("");
+                    assert!(!text.trim().is_empty(), "{method} {path} has no {field}");
+                }
+                let named = path.matches('{').count();
+                let params = op["parameters"]
+                    .as_array()
+                    .map_or(0, |p| p.iter().filter(|p| p["in"] == "path").count());
+                assert_eq!(params, named, "{method} {path}: path parameters described");
+                assert!(documented.insert(key, op.clone()).is_none());
+            }
+        }
+        let mut missing = Vec::new();
+        for r in &ROUTES {
+            let key = (r.method.as_str().to_string(), r.path.to_string());
+            let Some(op) = documented.remove(&key) else {
+                missing.push(format!("{} {}", key.0, key.1));
+                continue;
+            };
+            let security = op.get("security").unwrap_or(&doc["security"]).to_string();
+            let expected = match r.access {
+                Access::Public => "[]",
+                Access::Optional => r#"[{},{"bearer":[]}]"#,
+                Access::Token => r#"[{"bearer":[]}]"#,
+                Access::Player(_) => r#"[{"bearer":[]},{"player":[]}]"#,
+                Access::Scraper => r#"[{"bearer":[]}]"#,
+            };
+            assert_eq!(security, expected, "{} {}: security", key.0, key.1);
+            if r.access != Access::Public {
+                assert!(
+                    op["responses"].get("401").is_some(),
+                    "{} {}: no 401",
+                    key.0,
+                    key.1
+                );
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "routes without a description: {missing:?}"
+        );
+        let extra: Vec<_> = documented.keys().collect();
+        assert!(
+            extra.is_empty(),
+            "described but not in the route table: {extra:?}"
+        );
     }
 
     /// Requests as clients send them, and what the one decode makes of them: the route, its

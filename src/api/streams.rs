@@ -171,6 +171,7 @@ pub async fn file(c: Ctx) -> Result<Response<Body>> {
         }
     };
     live.touch();
+    live.seen(c.peer.ip());
     live.want_hls();
     let query = c
         .query_param("t")

@@ -155,3 +155,16 @@ fn segment_buffers() -> serde_json::Value {
     let (reused, allocated) = crate::media::segbuf::POOL.counts();
     json!({"reused": reused, "allocated": allocated})
 }
+
+/// The OpenAPI 3.1 document of every route (`src/api/openapi.json`, minified by build.rs).
+pub const OPENAPI: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+/// `GET /api/openapi.json` (no token): [`OPENAPI`].
+pub async fn openapi(_c: Ctx) -> Result<Response<Body>> {
+    let mut r = Response::new(response::full(OPENAPI));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}

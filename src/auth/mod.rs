@@ -29,6 +29,8 @@ pub enum Action {
     DeleteRecordings,
     /// Read service statistics (filtered by `Watch` per camera).
     ViewStats,
+    /// Read `/metrics` (every camera's figures; a scraper's `METRICS_TOKEN` also may).
+    ReadMetrics,
 }
 
 /// Where an action is allowed for a role.
@@ -45,7 +47,7 @@ pub fn scope(role: Role, action: Action) -> Scope {
     match (role, action) {
         (Role::Admin, _) => Scope::Everything,
         (_, ViewStats) => Scope::Everything,
-        (_, ManageUsers | ManageCameras) => Scope::Nothing,
+        (_, ManageUsers | ManageCameras | ReadMetrics) => Scope::Nothing,
         (Role::User, Watch | Record | ViewRecordings | DeleteRecordings) => Scope::AssignedCameras,
         (Role::Viewer, Watch | ViewRecordings) => Scope::AssignedCameras,
         (Role::Viewer, Record | DeleteRecordings) => Scope::Nothing,

@@ -29,6 +29,9 @@ pub struct Fanout {
     last_start: Mutex<Option<Arc<Tracks>>>,
     /// Frames dropped for consumers that fell behind.
     pub skipped: AtomicU64,
+    /// Frames and their payload bytes received from the camera (`/metrics`).
+    pub frames: AtomicU64,
+    pub bytes: AtomicU64,
 }
 
 impl Fanout {
@@ -38,6 +41,8 @@ impl Fanout {
             subs: Mutex::new(Vec::new()),
             last_start: Mutex::new(None),
             skipped: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
         }
     }
 
@@ -67,8 +72,14 @@ impl Fanout {
     }
 
     pub fn publish(&self, ev: Event) {
-        if let Event::Start(t) = &ev {
-            *self.last_start.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.clone());
+        match &ev {
+            Event::Start(t) => {
+                *self.last_start.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.clone());
+            }
+            Event::Frame(f) => {
+                self.frames.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(f.data.len() as u64, Ordering::Relaxed);
+            }
         }
         let start = self
             .last_start

@@ -491,8 +491,10 @@ impl Hls {
             if w.publish_us.len() == LATENCY_SAMPLES {
                 w.publish_us.pop_front();
             }
+            let took = t.elapsed();
+            crate::metrics::PART_PUBLISH.observe(took);
             w.publish_us
-                .push_back(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                .push_back(took.as_micros().min(u128::from(u32::MAX)) as u32);
         }
         if w.part_target.is_none() {
             let frame = w.muxer.as_ref().map_or(0.0, Muxer::video_frame_secs);

@@ -35,6 +35,7 @@ pub struct Counters {
     pub frames_out: std::sync::atomic::AtomicU64,
     pub payload_out: std::sync::atomic::AtomicU64,
     pub file_bytes: std::sync::atomic::AtomicU64,
+    pub fragments: std::sync::atomic::AtomicU64,
 }
 
 impl Counters {
@@ -192,15 +193,18 @@ impl File {
             Counters::add(&self.counters.frames_out, frames);
             Counters::add(&self.counters.payload_out, len - header);
             Counters::add(&self.counters.file_bytes, len);
+            Counters::add(&self.counters.fragments, 1);
         }
         Ok(())
     }
 
     async fn sync(&mut self) -> Result<()> {
         let file = self.file.clone();
+        let started = Instant::now();
         blocking(move || file.sync_data())
             .await?
             .map_err(|e| Error::io(format!("fdatasync {}", self.path.display()), e))?;
+        crate::metrics::FSYNC.observe_since(started);
         self.last_sync = Instant::now();
         Ok(())
     }

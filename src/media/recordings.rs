@@ -475,6 +475,7 @@ impl Recordings {
                 }
                 for r in &old {
                     self.delete(r).await?;
+                    crate::metrics::inc(&crate::metrics::DELETED_FOR_AGE);
                     info!(recording = r.id, camera = %r.camera_id, "deleted: older than RETENTION_DAYS");
                 }
             }
@@ -499,12 +500,15 @@ impl Recordings {
                     );
                     warn!("{why}; stopping {} recording(s)", running.len());
                     for cam in running {
-                        let _ = self.stop(&cam, &why);
+                        if self.stop(&cam, &why).is_ok() {
+                            crate::metrics::inc(&crate::metrics::STOPPED_DISK_FULL);
+                        }
                     }
                 }
                 break;
             };
             self.delete(&r).await?;
+            crate::metrics::inc(&crate::metrics::DELETED_FOR_SPACE);
             info!(recording = r.id, camera = %r.camera_id, free_mib = free / 1_048_576, "deleted to free disk space");
             free = crate::system::host::free_bytes(&self.cfg.root).unwrap_or(u64::MAX);
         }

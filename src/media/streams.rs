@@ -32,7 +32,15 @@ pub struct Live {
     feeder: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The session's supervisor (ends after its TEARDOWN is started).
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Addresses that fetched its live files lately, and when (`/metrics`).
+    viewers: Mutex<Vec<(std::net::IpAddr, Instant)>>,
 }
+
+/// A viewer is an address that fetched live files of the camera within this long (players
+/// reload the playlist every part or segment: a few seconds at most).
+const VIEWER_WINDOW: Duration = Duration::from_secs(10);
+/// Most addresses remembered per camera.
+const MAX_VIEWERS: usize = 256;
 
 impl Live {
     /// Something other than a viewer (a recording) needs the session.
@@ -68,6 +76,26 @@ impl Live {
             .holds
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |h| h.checked_sub(1));
         self.touch();
+    }
+
+    /// `addr` fetched one of its live files.
+    pub fn seen(&self, addr: std::net::IpAddr) {
+        let mut v = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        v.retain(|(_, at)| now.duration_since(*at) < VIEWER_WINDOW);
+        if let Some(entry) = v.iter_mut().find(|(a, _)| *a == addr) {
+            entry.1 = now;
+        } else if v.len() < MAX_VIEWERS {
+            v.push((addr, now));
+        }
+    }
+
+    /// Addresses that fetched its live files within the last [`VIEWER_WINDOW`].
+    pub fn viewers(&self) -> usize {
+        let v = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        v.iter()
+            .filter(|(_, at)| at.elapsed() < VIEWER_WINDOW)
+            .count()
     }
 
     pub fn touch(&self) {
@@ -199,6 +227,7 @@ impl Streams {
             stop,
             feeder: Mutex::new(None),
             task: Mutex::new(None),
+            viewers: Mutex::new(Vec::new()),
         });
         if viewer {
             live.want_hls();

@@ -311,7 +311,15 @@ fn camera_from(row: &Row) -> Result<Camera> {
 
 /// A pooled connection whose statements are prepared once per connection and then reused
 /// (one round trip per query instead of two).
-struct Conn(deadpool_postgres::Object);
+/// A pooled connection, and when it was asked for (its time held is the store call's
+/// latency in `/metrics`).
+struct Conn(deadpool_postgres::Object, std::time::Instant);
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        crate::metrics::STORE_POSTGRES.observe_since(self.1);
+    }
+}
 /// A transaction on a [`Conn`], with the same statement cache.
 struct Tx<'a>(deadpool_postgres::Transaction<'a>);
 
@@ -433,13 +441,14 @@ impl PgStore {
                 store.target
             ))
         })?;
-        migrate(&mut Conn(client)).await?;
+        migrate(&mut Conn(client, std::time::Instant::now())).await?;
         info!(database = %store.target, "PostgreSQL store ready");
         Ok(store)
     }
 
     async fn client(&self) -> Result<Conn> {
-        Ok(Conn(self.pool.get().await?))
+        let asked = std::time::Instant::now();
+        Ok(Conn(self.pool.get().await?, asked))
     }
 }
 

@@ -337,19 +337,25 @@ impl RedbStore {
         F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let out = tokio::task::spawn_blocking(move || {
             let txn = db.begin_write()?;
             let out = f(&txn)?;
             txn.commit()?;
             Ok(out)
         })
         .await
-        .map_err(|e| Error::failed("store task failed", e))?
+        .map_err(|e| Error::failed("store task failed", e))?;
+        crate::metrics::STORE_WRITE.observe_since(started);
+        out
     }
 
     fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        let started = std::time::Instant::now();
         let txn = self.db.begin_read()?;
-        f(&txn)
+        let out = f(&txn);
+        crate::metrics::STORE_READ.observe_since(started);
+        out
     }
 }
 
