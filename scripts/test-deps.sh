@@ -25,6 +25,8 @@ PACKAGES=(
   python3-psycopg2
   python3-bcrypt
   python3-cryptography
+  # a virtual environment for the PyPI tools below (schemathesis, prometheus_client)
+  python3-venv
   # a real browser for hls.js (without --no-install-recommends it pulls an mDNS daemon)
   chromium
   # network namespaces for the silent-range discovery test (unshare, ip)
@@ -60,4 +62,17 @@ browser="$(cd "$(dirname "$0")/../tests/browser" && pwd)"
 if [ ! -d "$browser/node_modules/hls.js" ] || [ ! -d "$browser/node_modules/playwright-core" ]; then
   echo "test-deps: npm ci in tests/browser"
   (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# schemathesis (the API's conformance to its OpenAPI document) and prometheus_client (an
+# independent parser of /metrics), at the versions tests/api/requirements.txt pins, in a
+# virtual environment of the project's own
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/target/pyenv"
+if ! cmp -s "$root/tests/api/requirements.txt" "$venv/.installed" 2>/dev/null; then
+  echo "test-deps: pip install -r tests/api/requirements.txt into target/pyenv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/tests/api/requirements.txt"
+  cp "$root/tests/api/requirements.txt" "$venv/.installed"
 fi

@@ -27,10 +27,12 @@ cargo test --locked --no-fail-fast --all-targets --features postgres -- --color 
 VIGIA_TEST_STORE=postgres cargo test --locked --features postgres \
   --test auth --test cameras --test compat --test contract --test permissions --test system --test users \
   -- --color never 2>&1 | tee -a "$log"
+# schemathesis against the OpenAPI document, as each role, on a seeded optimized build
+PROFILE=profiling ./scripts/fuzz-api.sh 20 2>&1 | tee -a "$log"
 # the aarch64 build: its unit tests under qemu-aarch64 and an end-to-end smoke (~4 min)
 ./scripts/test-arm.sh 2>&1 | tee -a "$log"
 # a 3-minute soak under faults (64 cameras, a quarter faulty, all recorded, 32 players): no
 # panic, no 5xx, flat memory and descriptors, every file decodes, nothing lost beyond the bound
 PROFILE=profiling ./scripts/soak.sh 3 2>&1 | tee -a "$log"
 # one closing line over every test binary
-awk '/^test result:/ { p += $4; f += $6 } /^soak: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"
+awk '/^test result:/ { p += $4; f += $6 } /^soak: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 } /^fuzz-api: [0-9]+ of [0-9]+ runs passed/ { p += $2; f += $4 - $2 } END { printf "all tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"
