@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 /// Most buckets a histogram may have.
 const MAX_BUCKETS: usize = 16;
 
-/// A latency histogram: one atomic per bucket, plus count and sum.
+/// A latency histogram: one atomic per bucket, plus the sum.
 pub struct Histogram {
-    /// Upper bounds in seconds, increasing (the `+Inf` bucket is implied).
-    bounds: &'static [f64],
+    /// Upper bounds in seconds, increasing, each with its `le` label (the `+Inf` bucket is
+    /// implied).
+    bounds: &'static [(f64, &'static str)],
     /// Observations per bucket (not cumulative; the scrape sums them).
     buckets: [AtomicU64; MAX_BUCKETS],
     /// Observations above the last bound.
@@ -27,7 +28,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    pub const fn new(bounds: &'static [f64]) -> Histogram {
+    pub const fn new(bounds: &'static [(f64, &'static str)]) -> Histogram {
         assert!(bounds.len() <= MAX_BUCKETS);
         Histogram {
             bounds,
@@ -39,7 +40,7 @@ impl Histogram {
 
     pub fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
-        match self.bounds.iter().position(|b| s <= *b) {
+        match self.bounds.iter().position(|(b, _)| s <= *b) {
             Some(i) => self.buckets[i].fetch_add(1, Ordering::Relaxed),
             None => self.over.fetch_add(1, Ordering::Relaxed),
         };
@@ -63,13 +64,36 @@ impl Histogram {
 
 /// Bucket bounds (seconds) for work that takes micro- to milliseconds (part publishing, store
 /// calls).
-pub const FAST: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+pub const FAST: &[(f64, &str)] = &[
+    (0.0001, "0.0001"),
+    (0.00025, "0.00025"),
+    (0.0005, "0.0005"),
+    (0.001, "0.001"),
+    (0.0025, "0.0025"),
+    (0.005, "0.005"),
+    (0.01, "0.01"),
+    (0.025, "0.025"),
+    (0.05, "0.05"),
+    (0.1, "0.1"),
+    (0.25, "0.25"),
+    (1.0, "1"),
 ];
 /// Bucket bounds (seconds) for HTTP requests and disk syncs (a blocking playlist reload waits
 /// up to a few seconds).
-pub const SLOW: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+pub const SLOW: &[(f64, &str)] = &[
+    (0.001, "0.001"),
+    (0.0025, "0.0025"),
+    (0.005, "0.005"),
+    (0.01, "0.01"),
+    (0.025, "0.025"),
+    (0.05, "0.05"),
+    (0.1, "0.1"),
+    (0.25, "0.25"),
+    (0.5, "0.5"),
+    (1.0, "1"),
+    (2.5, "2.5"),
+    (5.0, "5"),
+    (10.0, "10"),
 ];
 
 /// Adds one to a counter.
@@ -97,9 +121,17 @@ pub static DELETED_FOR_SPACE: AtomicU64 = AtomicU64::new(0);
 pub static STOPPED_DISK_FULL: AtomicU64 = AtomicU64::new(0);
 
 /// The exposition text being written: `# HELP`/`# TYPE` once per family, then its samples.
-#[derive(Default)]
 pub struct Text {
     out: String,
+}
+
+impl Default for Text {
+    fn default() -> Text {
+        // a scrape of 128 cameras is ~110 KiB: grown once or twice, not a dozen times
+        Text {
+            out: String::with_capacity(64 * 1024),
+        }
+    }
 }
 
 /// A label set: `(name, value)` pairs.
@@ -114,15 +146,7 @@ impl Text {
 
     /// One sample of the current family.
     pub fn sample(&mut self, name: &str, labels: Labels, value: f64) {
-        self.out.push_str(name);
-        self.labels(labels, None);
-        let _ = if value.is_finite() {
-            writeln!(self.out, " {value}")
-        } else if value.is_nan() {
-            writeln!(self.out, " NaN")
-        } else {
-            writeln!(self.out, " {}Inf", if value > 0.0 { "+" } else { "-" })
-        };
+        self.line(name, "", labels, None, value);
     }
 
     /// A family with one unlabelled sample.
@@ -134,43 +158,68 @@ impl Text {
     /// The samples of histogram `h` (its family started by the caller).
     pub fn histogram(&mut self, name: &str, labels: Labels, h: &Histogram) {
         let mut seen = 0u64;
-        for (bound, n) in h.bounds.iter().zip(&h.buckets) {
+        for ((_, le), n) in h.bounds.iter().zip(&h.buckets) {
             seen += n.load(Ordering::Relaxed);
-            let _ = write!(self.out, "{name}_bucket");
-            self.labels(labels, Some(&bound.to_string()));
-            let _ = writeln!(self.out, " {seen}");
+            self.line(name, "_bucket", labels, Some(le), seen as f64);
         }
         let count = seen + h.over.load(Ordering::Relaxed);
-        let _ = write!(self.out, "{name}_bucket");
-        self.labels(labels, Some("+Inf"));
-        let _ = writeln!(self.out, " {count}");
+        self.line(name, "_bucket", labels, Some("+Inf"), count as f64);
         let sum = h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        self.sample(&format!("{name}_sum"), labels, sum);
-        self.sample(&format!("{name}_count"), labels, count as f64);
+        self.line(name, "_sum", labels, None, sum);
+        self.line(name, "_count", labels, None, count as f64);
     }
 
-    fn labels(&mut self, labels: Labels, le: Option<&str>) {
-        if labels.is_empty() && le.is_none() {
+    /// `<name><suffix>{labels,le="…"} value`
+    fn line(&mut self, name: &str, suffix: &str, labels: Labels, le: Option<&str>, value: f64) {
+        self.out.push_str(name);
+        self.out.push_str(suffix);
+        if !labels.is_empty() || le.is_some() {
+            self.out.push('{');
+            let le = le.map(|v| ("le", v));
+            for (i, (k, v)) in labels.iter().copied().chain(le).enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                self.escaped(v);
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        self.value(value);
+        self.out.push('\n');
+    }
+
+    /// A label value: `\`, `"` and line feeds escaped.
+    fn escaped(&mut self, v: &str) {
+        if !v.contains(['\\', '"', '\n']) {
+            self.out.push_str(v);
             return;
         }
-        self.out.push('{');
-        let le = le.map(|v| ("le", v));
-        for (i, (k, v)) in labels.iter().copied().chain(le).enumerate() {
-            if i > 0 {
-                self.out.push(',');
+        for ch in v.chars() {
+            match ch {
+                '\\' => self.out.push_str("\\\\"),
+                '"' => self.out.push_str("\\\""),
+                '\n' => self.out.push_str("\\n"),
+                c => self.out.push(c),
             }
-            let _ = write!(self.out, "{k}=\"");
-            for ch in v.chars() {
-                match ch {
-                    '\\' => self.out.push_str("\\\\"),
-                    '"' => self.out.push_str("\\\""),
-                    '\n' => self.out.push_str("\\n"),
-                    c => self.out.push(c),
-                }
-            }
-            self.out.push('"');
         }
-        self.out.push('}');
+    }
+
+    fn value(&mut self, v: f64) {
+        // whole numbers (counts, bytes) as integers: cheaper to write than a float
+        let _ = if v.fract() == 0.0 && v.abs() < 9e15 {
+            self.out.push_str(itoa::Buffer::new().format(v as i64));
+            Ok(())
+        } else if v.is_finite() {
+            write!(self.out, "{v}")
+        } else if v.is_nan() {
+            write!(self.out, "NaN")
+        } else {
+            write!(self.out, "{}Inf", if v > 0.0 { "+" } else { "-" })
+        };
     }
 
     pub fn finish(self) -> String {
@@ -184,7 +233,7 @@ mod tests {
 
     #[test]
     fn histograms_are_cumulative_and_labels_escaped() {
-        static H: Histogram = Histogram::new(&[0.001, 0.01]);
+        static H: Histogram = Histogram::new(&[(0.001, "0.001"), (0.01, "0.01")]);
         H.observe(Duration::from_micros(500));
         H.observe(Duration::from_millis(5));
         H.observe(Duration::from_millis(5));

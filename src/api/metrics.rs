@@ -12,27 +12,16 @@ use super::response::{self, Body};
 use super::{Ctx, ROUTES, UNROUTED};
 use crate::auth::Action;
 use crate::error::Result;
-use crate::media::ingest::State;
 use crate::metrics::{Text, FSYNC, PART_PUBLISH, STORE_POSTGRES, STORE_READ, STORE_WRITE};
 
 /// The content type of the text format, version 0.0.4.
 pub const CONTENT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Every state a camera's session can be in, as `vigia_camera_state` spells them.
-const STATES: [&str; 6] = [
-    "idle",
-    "connecting",
-    "live",
-    "retrying",
-    "unauthorized",
-    "unsupported",
-];
-
 pub async fn metrics(c: Ctx) -> Result<Response<Body>> {
     if !c.scraper {
         c.authorize(Action::ReadMetrics, None).await?;
     }
-    let cams = c.app.cameras.list(None).await?;
+    let cams = c.app.cameras.ids().await?;
     let nodes = c.app.fleet.nodes().await?;
     let mut t = Text::default();
     cameras(&mut t, &c, &cams);
@@ -47,31 +36,32 @@ pub async fn metrics(c: Ctx) -> Result<Response<Body>> {
 
 /// Per camera (label `camera`: its id): session state, frames and bytes in, sessions opened,
 /// reconnects, fan-out skips, viewers, recording.
-fn cameras(t: &mut Text, c: &Ctx, cams: &[crate::store::Camera]) {
+fn cameras(t: &mut Text, c: &Ctx, cams: &[String]) {
     let lives: Vec<_> = cams
         .iter()
-        .map(|cam| (cam.id.as_str(), c.app.streams.get(&cam.id)))
+        .map(|id| (id.as_str(), c.app.streams.get(id)))
         .collect();
     t.family(
         "vigia_camera_state",
         "gauge",
-        "1 for the state the camera's session is in (idle: not pulled), 0 for the others.",
+        "1, labelled with the state the camera's session is in: idle (not pulled), connecting, live, retrying, unauthorized or unsupported.",
     );
     for (id, live) in &lives {
-        let state = live.as_ref().map_or(State::Idle, |l| l.state());
-        for s in STATES {
-            let v = f64::from(u8::from(state.name() == s));
-            t.sample("vigia_camera_state", &[("camera", id), ("state", s)], v);
-        }
+        let state = live.as_ref().map_or("idle", |l| l.state_name());
+        t.sample(
+            "vigia_camera_state",
+            &[("camera", id), ("state", state)],
+            1.0,
+        );
     }
     t.family(
         "vigia_camera_recording",
         "gauge",
         "1 while a recording of the camera runs.",
     );
-    for cam in cams {
-        let v = f64::from(u8::from(c.app.recordings.status(&cam.id).is_some()));
-        t.sample("vigia_camera_recording", &[("camera", &cam.id)], v);
+    for id in cams {
+        let v = f64::from(u8::from(c.app.recordings.status(id).is_some()));
+        t.sample("vigia_camera_recording", &[("camera", id)], v);
     }
     type Read = fn(&crate::media::streams::Live) -> f64;
     let per_session: [(&str, &str, &str, Read); 6] = [
@@ -270,7 +260,8 @@ fn http(t: &mut Text, c: &Ctx) {
         "histogram",
         "Requests by route pattern (`unmatched`: no route took it), until the answer's head (a blocking playlist reload waits for its part).",
     );
-    for (route, s) in &routes {
+    // a route's series appear with its first request (as client libraries create them)
+    for (route, s) in routes.iter().filter(|(_, s)| s.latency.count() > 0) {
         t.histogram(
             "vigia_http_request_duration_seconds",
             &[("route", route)],
@@ -348,12 +339,12 @@ fn process(t: &mut Text, c: &Ctx) {
             rss as f64,
         );
     }
-    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+    if let Some(fds) = crate::system::host::open_fds() {
         t.single(
             "process_open_fds",
             "gauge",
             "Open file descriptors.",
-            fds.count() as f64,
+            fds as f64,
         );
     }
     t.single(

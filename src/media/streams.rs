@@ -101,6 +101,11 @@ impl Live {
     pub fn touch(&self) {
         *self.last_access.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
+    /// The state's name (`live`, `retrying`, …), without copying the state.
+    pub fn state_name(&self) -> &'static str {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).name()
+    }
+
     pub fn state(&self) -> State {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -135,6 +135,11 @@ pub struct Cameras {
 
 impl Cameras {
     /// The cameras with these ids (those that exist), or every camera for `None`.
+    /// The ids of every camera (no rows read beyond their keys).
+    pub async fn ids(&self) -> Result<Vec<String>> {
+        Ok(self.store.camera_ids().await?)
+    }
+
     pub async fn list(&self, ids: Option<Vec<String>>) -> Result<Vec<Camera>> {
         let Some(ids) = ids else {
             return Ok(self.store.cameras().await?);

@@ -491,6 +491,9 @@ pub trait Store: Send + Sync + 'static {
     async fn camera(&self, id: &str) -> Result<Option<Camera>>;
     /// All cameras, by id.
     async fn cameras(&self) -> Result<Vec<Camera>>;
+    /// The ids of all cameras, in the same order, without reading the rest of their rows
+    /// (`/metrics`).
+    async fn camera_ids(&self) -> Result<Vec<String>>;
     async fn update_camera(&self, id: &str, patch: CameraPatch) -> Result<Camera>;
     /// Deletes the camera and its assignments. `NotFound`.
     async fn delete_camera(&self, id: &str) -> Result<()>;

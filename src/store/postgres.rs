@@ -679,6 +679,14 @@ impl Store for PgStore {
         row.as_ref().map(camera_from).transpose()
     }
 
+    async fn camera_ids(&self) -> Result<Vec<String>> {
+        let sql = "SELECT id FROM cameras ORDER BY id COLLATE \"C\"";
+        let rows = self.client().await?.query(sql, &[]).await?;
+        rows.iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(Into::into))
+            .collect()
+    }
+
     async fn cameras(&self) -> Result<Vec<Camera>> {
         let sql = format!("SELECT {CAMERA_COLUMNS} FROM cameras ORDER BY id COLLATE \"C\"");
         let rows = self.client().await?.query(&sql, &[]).await?;

@@ -546,6 +546,17 @@ impl Store for RedbStore {
         })
     }
 
+    async fn camera_ids(&self) -> Result<Vec<String>> {
+        self.read(|t| {
+            let cams = t.open_table(CAMERAS)?;
+            let mut out = Vec::new();
+            for entry in cams.iter()? {
+                out.push(entry?.0.value().to_string());
+            }
+            Ok(out)
+        })
+    }
+
     async fn cameras(&self) -> Result<Vec<Camera>> {
         self.read(|t| {
             let cams = t.open_table(CAMERAS)?;
