@@ -371,10 +371,35 @@ fn init_logging() {
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    tracing_subscriber::registry().with(fmt).with(filter).init();
+    // LOG_FORMAT: `text` (default: one line for people, and journald) or `json` (one object
+    // per line for a log shipper: the event's fields at the top level — camera, recording,
+    // rid — and the request's span, with its `rid`, under `span`)
+    let json = match std::env::var("LOG_FORMAT").unwrap_or_default().trim() {
+        "" | "text" => false,
+        "json" => true,
+        other => {
+            eprintln!("vigia: invalid LOG_FORMAT: must be text or json, got '{other}'");
+            std::process::exit(EXIT_CONFIG);
+        }
+    };
+    let text = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+    });
+    tracing_subscriber::registry()
+        .with(text)
+        .with(json)
+        .with(filter)
+        .init();
 }
 
 /// glibc's malloc, tuned: a fixed mmap threshold hands large freed blocks straight back to the

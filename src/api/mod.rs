@@ -31,7 +31,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, ORIGIN};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
-use tracing::error;
+use tracing::{error, Instrument};
 
 use crate::auth::jwt::{Claims, PlayerScope, Tokens};
 use crate::auth::limiter::LoginLimiter;
@@ -627,7 +627,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
                     body,
                     peer,
                 );
-                let resp = guarded(&rid, &method, &path, out).await;
+                // every line a handler logs carries the request id (LOG_FORMAT=json: `span.rid`)
+                let span = tracing::info_span!("request", rid = %rid);
+                let resp = guarded(&rid, &method, &path, out.instrument(span)).await;
                 if !matches!(method, Method::GET | Method::HEAD) {
                     // it may have changed who may do what (logout, a user deleted, a role)
                     app.grants.invalidate();

@@ -59,8 +59,9 @@ fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String, Arc<Mutex
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if let Some(i) = line.find("listening on ") {
+                // a text line ends the URL with a space, a JSON one (LOG_FORMAT=json) with `"`
                 let url = line[i + 13..]
-                    .split_whitespace()
+                    .split(|c: char| c.is_whitespace() || c == '"')
                     .next()
                     .unwrap()
                     .to_string();
