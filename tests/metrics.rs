@@ -238,4 +238,32 @@ async fn metrics_parse_and_move_as_frames_flow() {
     );
     let login = json!({"route": "POST /api/auth/login", "code": "4xx"});
     assert!(value(&last, "vigia_http_responses_total", login) >= 1.0);
+
+    // every series the Grafana dashboard queries is one vigia serves
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut queried = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("vigia_") || word.starts_with("process_") {
+                    queried.push(word.to_string());
+                }
+            }
+        }
+    }
+    assert!(queried.len() > 20, "{queried:?}");
+    for name in &queried {
+        assert!(
+            last.iter().any(|m| &m.name == name),
+            "the dashboard queries {name}, which /metrics does not serve"
+        );
+    }
 }
