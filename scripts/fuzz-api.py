@@ -24,7 +24,7 @@ import urllib.request
 
 BIN = os.environ["VIGIA_BIN"]
 ST = os.environ["ST"]
-OUT = os.environ.get("FUZZ_OUT") or tempfile.mkdtemp(prefix="vigia-fuzz-")
+OUT = os.path.abspath(os.environ.get("FUZZ_OUT") or tempfile.mkdtemp(prefix="vigia-fuzz-"))
 PASSWORD = "fuzz-password-1"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 # what ends or changes the caller's own session: run after everything else
@@ -142,7 +142,8 @@ def schemathesis(base, doc, role, token, examples, last):
            "--output-sanitize", "true", *select]
     print(f"== schemathesis as {role} ({'session-ending operations' if last else 'every other operation'})", flush=True)
     t0 = time.monotonic()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # run in OUT: schemathesis keeps a cache of past failures in its working directory
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=OUT)
     log = os.path.join(OUT, f"{name}.log")
     open(log, "w").write(r.stdout)
     tail = r.stdout.strip().splitlines()

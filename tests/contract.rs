@@ -440,6 +440,19 @@ async fn contract(s: Server) {
                 .await;
             assert_eq!(st, 403, "{what} as viewer: {v}");
             assert_error(st, &v, 403, "forbidden");
+            if !c.body.is_null() {
+                // who may is answered before what the body says
+                let (st, v) = s
+                    .call_raw(c.method, &c.path, Some(&viewer), b"{not json".to_vec())
+                    .await;
+                assert_eq!(st, 403, "{what} as viewer with a malformed body: {v}");
+            }
+        }
+        if c.pattern == "/api/nvr/record/{}" && c.method == "POST" {
+            let (st, v) = s
+                .call_raw(c.method, &c.path, Some(&viewer), b"{not json".to_vec())
+                .await;
+            assert_eq!(st, 403, "{what} as viewer with a malformed body: {v}");
         }
         // oversized body, from a caller who would otherwise be allowed
         let (st, v) = s

@@ -164,6 +164,10 @@ pub async fn change_password(c: Ctx) -> Result<Response<Body>> {
 }
 
 pub async fn register(c: Ctx) -> Result<Response<Body>> {
+    // a caller with a token is checked before its body is read (a viewer gets 403, not 400)
+    if c.user.is_some() {
+        c.authorize(Action::ManageUsers, None).await?;
+    }
     let req: RegisterRequest = c.json()?;
     validate_username(&req.username)?;
     validate_password(&req.password)?;
@@ -173,10 +177,7 @@ pub async fn register(c: Ctx) -> Result<Response<Body>> {
             .ok_or_else(|| Error::bad_request("role must be admin, user or viewer"))?,
     };
     let (mode, role) = match &c.user {
-        Some(_) => {
-            c.authorize(Action::ManageUsers, None).await?;
-            (CreateMode::Normal, requested)
-        }
+        Some(_) => (CreateMode::Normal, requested),
         None => {
             if c.app.users.count().await? > 0 {
                 return Err(Error::unauthorized(

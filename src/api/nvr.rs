@@ -87,6 +87,8 @@ async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<Placed<i6
 }
 
 pub async fn start(c: Ctx) -> Result<Response<Body>> {
+    // who may record it is answered before what the body says (a viewer gets 403, not 400)
+    c.authorize(Action::Record, Some(c.param(0))).await?;
     let req: StartRequest = if c.body.iter().all(u8::is_ascii_whitespace) {
         StartRequest::default()
     } else {
