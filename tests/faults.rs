@@ -147,3 +147,35 @@ async fn digest_authentication_and_dropped_connections() {
     })
     .await;
 }
+
+/// A player asking for the playlist of a camera nobody answers for gets, once the first-segment
+/// wait is over, a 503 that says what the session is doing and when to ask again (hls.js and
+/// Safari retry a 503 with `Retry-After`).
+#[tokio::test]
+async fn a_playlist_of_an_unreachable_camera_says_why_and_when_to_retry() {
+    let s = Server::start();
+    let admin = s.bootstrap_admin().await;
+    let closed = support::free_port();
+    let hls = live_camera(
+        &s,
+        &admin,
+        "127.0.0.93",
+        json!({"rtsp_url": format!("rtsp://127.0.0.1:{closed}/nothing")}),
+    )
+    .await;
+    // the harness's client gives up sooner than the server's 20 s wait for a first segment
+    let patient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(40))
+        .build()
+        .unwrap();
+    let resp = patient.get(&hls).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], "service_unavailable");
+    let why = v["error"].as_str().unwrap();
+    assert!(
+        why.contains("has not produced a segment yet") && why.contains("session is retrying: "),
+        "{why}"
+    );
+}

@@ -19,7 +19,8 @@ impl From<MediaError> for Error {
             MediaError::Store(e) => return e.into(),
             MediaError::Invalid(_) => Kind::BadRequest,
             MediaError::NotFound(_) => Kind::NotFound,
-            MediaError::NotReady(_) => Kind::Unavailable,
+            // a player (hls.js, Safari) retries a 503 that says when
+            MediaError::NotReady(_) => return Error::unavailable(e.chain()).with_retry_after(1),
             MediaError::Busy(_) => Kind::Conflict,
             MediaError::Limit(_) => Kind::TooManyRequests,
             MediaError::DiskFull(_) | MediaError::NoStorage { .. } => Kind::InsufficientStorage,
@@ -203,6 +204,7 @@ mod tests {
             }
             let api = Error::from(e);
             assert_eq!((api.kind.status(), api.message.as_str()), (status, message));
+            assert_eq!(api.retry_after.is_some(), message == "not yet", "{message}");
         }
     }
 

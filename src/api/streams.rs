@@ -138,6 +138,22 @@ fn number(c: &Ctx, name: &str) -> Result<Option<u64>> {
         .transpose()
 }
 
+/// A playlist that is not ready says what the camera's session is doing (a camera that
+/// refuses or cannot be reached, rather than one that is slow to send its first key frame).
+fn not_ready_why(e: crate::media::error::Error, live: &crate::media::streams::Live) -> Error {
+    use crate::media::ingest::State;
+    let why = match live.state() {
+        State::Retrying { last_error, .. } | State::Unauthorized { last_error, .. } => {
+            format!("{}: {last_error}", live.state_name())
+        }
+        State::Unsupported { reason, .. } => format!("unsupported: {reason}"),
+        _ => return e.into(),
+    };
+    let mut out = Error::from(e);
+    out.message = format!("{}; the camera's session is {why}", out.message);
+    out
+}
+
 fn chunks_body(chunks: Vec<Bytes>) -> Body {
     let frames = chunks
         .into_iter()
@@ -181,7 +197,8 @@ pub async fn file(c: Ctx) -> Result<Response<Body>> {
         let text = live
             .hls
             .playlist(number(&c, "_HLS_msn")?, number(&c, "_HLS_part")?, &query)
-            .await?;
+            .await
+            .map_err(|e| not_ready_why(e, &live))?;
         let mut r = Response::new(response::full(text));
         let h = r.headers_mut();
         h.insert(
