@@ -499,6 +499,17 @@ async fn contract(s: Server) {
             assert_error(st, &v, 404, "not_found");
         }
     }
+    // a batch with an impossible duration is refused whole, not camera by camera
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/nvr/records/batch",
+            Some(&admin),
+            json!({"ips": [cam], "duration": 0}),
+        )
+        .await;
+    assert_error(st, &v, 400, "bad_request");
+
     // nothing above changed anything
     let (_, users) = s.call("GET", "/api/users", Some(&admin), Value::Null).await;
     let names: Vec<&str> = users["users"]
@@ -534,7 +545,7 @@ async fn unknown_routes_and_methods() {
     assert_error(st, &v, 404, "not_found");
     let resp = s
         .client
-        .patch(s.url("/api/cameras/list"))
+        .patch(s.url("/api/cameras/127.0.0.5"))
         .send()
         .await
         .unwrap();
@@ -544,6 +555,22 @@ async fn unknown_routes_and_methods() {
         allow.contains("GET") && allow.contains("PUT") && allow.contains("DELETE"),
         "{allow}"
     );
+    // a literal path is its own resource: PUT /api/cameras/list is no camera named "list"
+    let resp = s
+        .client
+        .put(s.url("/api/cameras/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, HEAD, OPTIONS");
+    let resp = s
+        .client
+        .patch(s.url("/api/cameras/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
     let v: Value = resp.json().await.unwrap();
     assert_error(
         reqwest::StatusCode::METHOD_NOT_ALLOWED,

@@ -319,13 +319,19 @@ pub static ROUTES: [Route; 34] = [
 
 use crate::camera::url::percent_decode;
 
+/// Whether `segments` have the pattern's shape: as many, and its literal ones (no allocation:
+/// most patterns fail here).
+fn shape_matches(pattern: &str, segments: &[&str]) -> bool {
+    let pat = || pattern.trim_start_matches('/').split('/');
+    pat().count() == segments.len() && pat().zip(segments).all(|(p, s)| p == "{}" || p == *s)
+}
+
 /// Matches `path` against a pattern, returning the decoded parameters.
 fn match_path(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
-    // literal segments first, without allocating: most patterns fail here
-    let pat = || pattern.trim_start_matches('/').split('/');
-    if pat().count() != segments.len() || pat().zip(segments).any(|(p, s)| p != "{}" && p != *s) {
+    if !shape_matches(pattern, segments) {
         return None;
     }
+    let pat = || pattern.trim_start_matches('/').split('/');
     pat()
         .zip(segments)
         .filter(|(p, _)| *p == "{}")
@@ -352,7 +358,15 @@ fn find(method: &Method, path: &str) -> Found {
         method
     };
     let mut allowed: Vec<&'static str> = Vec::new();
-    for r in &ROUTES {
+    // a path that a pattern with more literal segments takes (`/api/cameras/list`) is that
+    // resource alone: the patterns it would also match (`/api/cameras/{}`) do not answer it
+    let literals = |r: &Route| r.path.split('/').filter(|p| *p != "{}").count();
+    let best = ROUTES
+        .iter()
+        .filter(|r| shape_matches(r.path, &segments))
+        .map(literals)
+        .max();
+    for r in ROUTES.iter().filter(|r| Some(literals(r)) == best) {
         if let Some(params) = match_path(r.path, &segments) {
             if r.method == lookup {
                 return Found::Route(r, params);
@@ -996,6 +1010,24 @@ mod tests {
         assert!(matches!(
             find(&Method::GET, "/api/users/%zz"),
             Found::Nothing
+        ));
+        // a literal path is its own resource: `/api/cameras/{}` does not answer for it
+        for (method, path, allow) in [
+            (Method::PUT, "/api/cameras/list", "GET, HEAD, OPTIONS"),
+            (
+                Method::DELETE,
+                "/api/cameras/discover",
+                "GET, POST, HEAD, OPTIONS",
+            ),
+        ] {
+            match find(&method, path) {
+                Found::WrongMethod(m) => assert_eq!(m.join(", "), allow, "{method} {path}"),
+                _ => panic!("{method} {path} was routed"),
+            }
+        }
+        assert!(matches!(
+            find(&Method::PUT, "/api/cameras/lista"),
+            Found::Route(r, _) if r.path == "/api/cameras/{}"
         ));
     }
 }

@@ -55,6 +55,16 @@ struct StartRequest {
     duration: Option<u64>,
 }
 
+/// A fixed duration of 1 s to [`MAX_DURATION_SECS`], or none (continuous).
+fn check_duration(duration: Option<u64>) -> Result<()> {
+    if duration.is_some_and(|d| d == 0 || d > MAX_DURATION_SECS) {
+        return Err(Error::bad_request(format!(
+            "duration must be 1 to {MAX_DURATION_SECS} seconds"
+        )));
+    }
+    Ok(())
+}
+
 async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<Placed<i64>> {
     let user = c.user()?;
     let cam = match c.camera_here(id, Action::Record).await? {
@@ -66,11 +76,7 @@ async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<Placed<i6
             "camera {id} is disabled (is_active is false)"
         )));
     }
-    if duration.is_some_and(|d| d == 0 || d > MAX_DURATION_SECS) {
-        return Err(Error::bad_request(format!(
-            "duration must be 1 to {MAX_DURATION_SECS} seconds"
-        )));
-    }
+    check_duration(duration)?;
     let limit = recording_limit(user, c.app.config.max_recordings_per_user);
     let src = Source::of(&c.app.sealer, &cam)?;
     let id = c
@@ -118,6 +124,8 @@ pub async fn batch(c: Ctx) -> Result<Response<Body>> {
             "'ips' must name 1 to {MAX_BATCH} cameras"
         )));
     }
+    // a bad duration is the request's fault, not each camera's
+    check_duration(req.duration)?;
     let mut results = Vec::new();
     for ip in &req.ips {
         results.push(match start_one(&c, ip.trim(), req.duration).await {
