@@ -357,24 +357,32 @@ fn find(method: &Method, path: &str) -> Found {
     } else {
         method
     };
+    // one pass: a path that a pattern with more literal segments takes (`/api/cameras/list`)
+    // is that resource alone; the patterns it would also match (`/api/cameras/{}`) do not
+    // answer it, nor count in its `Allow`
+    let mut best = 0;
+    let mut hit: Option<(&'static Route, Vec<String>)> = None;
     let mut allowed: Vec<&'static str> = Vec::new();
-    // a path that a pattern with more literal segments takes (`/api/cameras/list`) is that
-    // resource alone: the patterns it would also match (`/api/cameras/{}`) do not answer it
-    let literals = |r: &Route| r.path.split('/').filter(|p| *p != "{}").count();
-    let best = ROUTES
+    let matching = ROUTES
         .iter()
-        .filter(|r| shape_matches(r.path, &segments))
-        .map(literals)
-        .max();
-    for r in ROUTES.iter().filter(|r| Some(literals(r)) == best) {
-        if let Some(params) = match_path(r.path, &segments) {
-            if r.method == lookup {
-                return Found::Route(r, params);
-            }
-            if !allowed.contains(&r.method.as_str()) {
-                allowed.push(r.method.as_str());
-            }
+        .filter_map(|r| match_path(r.path, &segments).map(|p| (r, p)));
+    for (r, params) in matching {
+        let literals = r.path.split('/').filter(|p| *p != "{}").count();
+        if literals < best {
+            continue;
         }
+        if literals > best {
+            (best, hit) = (literals, None);
+            allowed.clear();
+        }
+        if r.method == lookup {
+            hit = hit.or(Some((r, params)));
+        } else if !allowed.contains(&r.method.as_str()) {
+            allowed.push(r.method.as_str());
+        }
+    }
+    if let Some((r, params)) = hit {
+        return Found::Route(r, params);
     }
     if allowed.is_empty() {
         Found::Nothing
