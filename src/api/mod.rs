@@ -414,14 +414,7 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Option<(User, Cl
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+    let token = bearer(value)
         .filter(|t| !t.is_empty() && t.len() <= 4096)
         .ok_or_else(|| Error::unauthorized("Authorization must be 'Bearer <token>'"))?;
     let now = app.clock.now().timestamp();
@@ -456,15 +449,16 @@ fn carries_metrics_token(app: &App, headers: &HeaderMap) -> bool {
     let Some(want) = app.config.metrics_token.as_deref() else {
         return false;
     };
-    let sent = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+    let sent = headers.get(AUTHORIZATION).and_then(bearer);
     sent.is_some_and(|t| bool::from(t.as_bytes().ct_eq(want.as_bytes())))
+}
+
+/// The token of an `Authorization: Bearer <token>` header, trimmed.
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let v = value.to_str().ok()?;
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 /// The user behind player token `token`, if it opens the camera or recording `id`; cached

@@ -22,7 +22,7 @@ use crate::auth::jwt::PlayerScope;
 use crate::auth::{recording_limit, Action};
 use crate::error::{Error, Kind, Result};
 use crate::media::ingest::Source;
-use crate::store::{Recording, RecordingFilter};
+use crate::store::{Camera, Recording, RecordingFilter};
 
 /// Longest fixed duration a recording may ask for (a week; continuous has none).
 const MAX_DURATION_SECS: u64 = 7 * 86400;
@@ -65,22 +65,26 @@ fn check_duration(duration: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<Placed<i64>> {
-    let user = c.user()?;
-    let cam = match c.camera_here(id, Action::Record).await? {
-        Placed::Here(cam) => cam,
-        Placed::Elsewhere(r) => return Ok(Placed::Elsewhere(r)),
-    };
-    if !cam.is_active {
-        return Err(Error::conflict(format!(
-            "camera {id} is disabled (is_active is false)"
-        )));
+/// Camera `id`, if the caller may record it here and it is enabled (the redirect to its node
+/// otherwise): the one permission check, before any body is read.
+async fn recordable(c: &Ctx, id: &str) -> Result<Placed<Camera>> {
+    let placed = c.camera_here(id, Action::Record).await?;
+    if let Placed::Here(cam) = &placed {
+        if !cam.is_active {
+            return Err(Error::conflict(format!(
+                "camera {id} is disabled (is_active is false)"
+            )));
+        }
     }
-    check_duration(duration)?;
+    Ok(placed)
+}
+
+/// Starts recording `cam` for the caller (a `duration` already checked): the recording's id.
+async fn begin(c: &Ctx, cam: &Camera, duration: Option<u64>) -> Result<i64> {
+    let user = c.user()?;
     let limit = recording_limit(user, c.app.config.max_recordings_per_user);
-    let src = Source::of(&c.app.sealer, &cam)?;
-    let id = c
-        .app
+    let src = Source::of(&c.app.sealer, cam)?;
+    Ok(c.app
         .recordings
         .start(
             src,
@@ -88,22 +92,22 @@ async fn start_one(c: &Ctx, id: &str, duration: Option<u64>) -> Result<Placed<i6
             duration.map(std::time::Duration::from_secs),
             limit,
         )
-        .await?;
-    Ok(Placed::Here(id))
+        .await?)
 }
 
 pub async fn start(c: Ctx) -> Result<Response<Body>> {
     // who may record it is answered before what the body says (a viewer gets 403, not 400)
-    c.authorize(Action::Record, Some(c.param(0))).await?;
+    let cam = match recordable(&c, c.param(0)).await? {
+        Placed::Here(cam) => cam,
+        Placed::Elsewhere(r) => return Ok(response::redirect(&r)),
+    };
     let req: StartRequest = if c.body.iter().all(u8::is_ascii_whitespace) {
         StartRequest::default()
     } else {
         c.json()?
     };
-    let id = match start_one(&c, c.param(0), req.duration).await? {
-        Placed::Here(id) => id,
-        Placed::Elsewhere(r) => return Ok(response::redirect(&r)),
-    };
+    check_duration(req.duration)?;
+    let id = begin(&c, &cam, req.duration).await?;
     Ok(response::json(
         201,
         &json!({ "message": "Recording started", "recording_id": id }),
@@ -128,7 +132,12 @@ pub async fn batch(c: Ctx) -> Result<Response<Body>> {
     check_duration(req.duration)?;
     let mut results = Vec::new();
     for ip in &req.ips {
-        results.push(match start_one(&c, ip.trim(), req.duration).await {
+        let started = match recordable(&c, ip.trim()).await {
+            Ok(Placed::Here(cam)) => begin(&c, &cam, req.duration).await.map(Placed::Here),
+            Ok(Placed::Elsewhere(r)) => Ok(Placed::Elsewhere(r)),
+            Err(e) => Err(e),
+        };
+        results.push(match started {
             Ok(Placed::Here(id)) => json!({ "ip": ip, "status": "started", "recording_id": id }),
             Ok(Placed::Elsewhere(r)) => response::batch_redirect(ip, &r),
             Err(e) => response::batch_error(ip, &e),

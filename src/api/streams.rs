@@ -138,22 +138,6 @@ fn number(c: &Ctx, name: &str) -> Result<Option<u64>> {
         .transpose()
 }
 
-/// A playlist that is not ready says what the camera's session is doing (a camera that
-/// refuses or cannot be reached, rather than one that is slow to send its first key frame).
-fn not_ready_why(e: crate::media::error::Error, live: &crate::media::streams::Live) -> Error {
-    use crate::media::ingest::State;
-    let why = match live.state() {
-        State::Retrying { last_error, .. } | State::Unauthorized { last_error, .. } => {
-            format!("{}: {last_error}", live.state_name())
-        }
-        State::Unsupported { reason, .. } => format!("unsupported: {reason}"),
-        _ => return e.into(),
-    };
-    let mut out = Error::from(e);
-    out.message = format!("{}; the camera's session is {why}", out.message);
-    out
-}
-
 fn chunks_body(chunks: Vec<Bytes>) -> Body {
     let frames = chunks
         .into_iter()
@@ -195,10 +179,8 @@ pub async fn file(c: Ctx) -> Result<Response<Body>> {
         .unwrap_or_default();
     if name == "index.m3u8" {
         let text = live
-            .hls
             .playlist(number(&c, "_HLS_msn")?, number(&c, "_HLS_part")?, &query)
-            .await
-            .map_err(|e| not_ready_why(e, &live))?;
+            .await?;
         let mut r = Response::new(response::full(text));
         let h = r.headers_mut();
         h.insert(

@@ -78,6 +78,32 @@ impl Live {
         self.touch();
     }
 
+    /// Its live playlist ([`Hls::playlist`]); one that is not ready says what the session is
+    /// doing (a camera that refuses or cannot be reached, rather than one slow to send its
+    /// first key frame).
+    pub async fn playlist(
+        &self,
+        msn: Option<u64>,
+        part: Option<u64>,
+        query: &str,
+    ) -> Result<String> {
+        match self.hls.playlist(msn, part, query).await {
+            Err(Error::NotReady(why)) => Err(Error::NotReady(match self.state() {
+                State::Retrying { last_error, .. } | State::Unauthorized { last_error, .. } => {
+                    format!(
+                        "{why}; the camera's session is {}: {last_error}",
+                        self.state_name()
+                    )
+                }
+                State::Unsupported { reason, .. } => {
+                    format!("{why}; the camera's session is unsupported: {reason}")
+                }
+                _ => why,
+            })),
+            other => other,
+        }
+    }
+
     /// `addr` fetched one of its live files.
     pub fn seen(&self, addr: std::net::IpAddr) {
         let mut v = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
