@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy (lean build, then with Postgres)"
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --all-targets --locked --features postgres -- -D warnings
+echo "== cargo clippy (an integrator's build without the web page)"
+cargo clippy --lib --bins --locked --no-default-features -- -D warnings
 echo "== no import cycle between the top-level modules of src/"
 python3 scripts/module-cycles.py
 echo "== cargo test"

@@ -1,7 +1,8 @@
 //! `vigia demo`: everything a newcomer needs to watch video with one command. It starts the
 //! camera simulator on loopback with four cameras (channels of one simulated DVR, the first
 //! with audio), a vigia server on a fresh embedded store in a temporary directory, an admin
-//! with a random password, and prints the logins, the `hls_url`s and a line to try.
+//! with a random password, and prints the page's address first, then the login, the
+//! `hls_url`s and a line to try.
 
 use std::sync::Arc;
 
@@ -104,11 +105,16 @@ fn welcome(
     sim_addr: std::net::SocketAddr,
     cams: &[(String, String)],
 ) {
+    if crate::api::assets::WEB.is_empty() {
+        println!("vigia demo is running at {base}");
+    } else {
+        println!("vigia demo: open {base}/ in a browser");
+    }
+    println!("  log in: admin / {password}");
     println!(
-        "vigia demo is running at {base}  (Ctrl-C stops it and removes {})",
+        "  Ctrl-C stops it and removes {} (its store and recordings)",
         dir.display()
     );
-    println!("  log in: admin / {password}");
     println!(
         "  {CAMERAS} simulated cameras, channels of a DVR at 127.0.0.1 (rtsp://{sim_addr}/…):"
     );

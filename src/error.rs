@@ -17,6 +17,8 @@ pub enum Kind {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    /// The client refuses every encoding the file is stored in (406).
+    NotAcceptable,
     Conflict,
     /// The client took too long to send its request (408).
     RequestTimeout,
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Forbidden => 403,
             Kind::NotFound => 404,
             Kind::MethodNotAllowed => 405,
+            Kind::NotAcceptable => 406,
             Kind::Conflict => 409,
             Kind::RequestTimeout => 408,
             Kind::MisdirectedRequest => 421,
@@ -57,6 +60,7 @@ impl Kind {
             Kind::Forbidden => "forbidden",
             Kind::NotFound => "not_found",
             Kind::MethodNotAllowed => "method_not_allowed",
+            Kind::NotAcceptable => "not_acceptable",
             Kind::Conflict => "conflict",
             Kind::RequestTimeout => "request_timeout",
             Kind::MisdirectedRequest => "misdirected_request",

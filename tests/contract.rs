@@ -74,6 +74,15 @@ fn cases(uid: i64, cam: &str) -> Vec<Case> {
             Value::Null,
             None,
         ),
+        c("GET", "/", "/".into(), "public", Value::Null, None),
+        c(
+            "GET",
+            "/ui/{}",
+            "/ui/app.js".into(),
+            "public",
+            Value::Null,
+            Some("/ui/nothing-here.js".into()),
+        ),
         c(
             "GET",
             "/api/openapi.json",
@@ -541,8 +550,14 @@ async fn unknown_routes_and_methods() {
     let s = Server::start();
     let (st, v) = s.call("GET", "/api/nothing/here", None, Value::Null).await;
     assert_error(st, &v, 404, "not_found");
-    let (st, v) = s.call("GET", "/", None, Value::Null).await;
+    let (st, v) = s.call("GET", "/favicon.ico", None, Value::Null).await;
     assert_error(st, &v, 404, "not_found");
+    let (st, v) = s.call("GET", "/ui/", None, Value::Null).await;
+    assert_error(st, &v, 404, "not_found");
+    // the page is read-only
+    let resp = s.client.post(s.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, HEAD, OPTIONS");
     let resp = s
         .client
         .patch(s.url("/api/cameras/127.0.0.5"))

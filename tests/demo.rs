@@ -35,11 +35,21 @@ async fn the_demo_prints_playable_urls_and_a_working_login() {
         }
     }
     let text = lines.join("\n");
+    // the first line is the page's address
+    assert!(
+        lines[0].starts_with("vigia demo: open http://127.0.0.1:")
+            && lines[0].ends_with("/ in a browser"),
+        "{text}"
+    );
     let base = text
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .expect(&text)
+        .trim_end_matches('/')
         .to_string();
+    let page = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("/ui/app.js"));
     let password = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("log in: admin / "))

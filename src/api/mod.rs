@@ -6,6 +6,7 @@
 //! Handlers live one file per resource and never read roles themselves: they call
 //! [`crate::auth::authorize`].
 
+pub mod assets;
 pub mod auth;
 pub mod cameras;
 pub mod discovery;
@@ -17,6 +18,7 @@ pub mod server;
 pub mod streams;
 pub mod system;
 pub mod users;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -280,7 +282,9 @@ macro_rules! route {
 
 /// The route table: every path the service answers. Literal paths come before the
 /// parameterised ones they would also match.
-pub static ROUTES: [Route; 34] = [
+pub static ROUTES: [Route; 36] = [
+    route!(GET "/" Public web::page),
+    route!(GET "/ui/{}" Public web::file),
     route!(GET "/health" Public system::health),
     route!(GET "/stats" Optional system::stats),
     route!(GET "/api/nodes" Token system::nodes),
@@ -661,7 +665,11 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
         if origin_allowed(&app, origin) {
             set(h, "access-control-allow-origin", origin);
             set(h, "access-control-expose-headers", CORS_EXPOSE);
-            set(h, "vary", "Origin");
+            // beside a page file's `Vary: Accept-Encoding`
+            match h.get("vary").and_then(|v| v.to_str().ok()) {
+                Some(v) => set(h, "vary", &format!("{v}, Origin")),
+                None => set(h, "vary", "Origin"),
+            }
         }
     }
     routed
@@ -942,6 +950,14 @@ mod tests {
                 &["42"],
                 Access::Token,
             ),
+            (Method::GET, "/", "/", &[], Access::Public),
+            (
+                Method::GET,
+                "/ui/app.js",
+                "/ui/{}",
+                &["app.js"],
+                Access::Public,
+            ),
             (
                 Method::DELETE,
                 "/api/users/3/cameras/a%2Fb",
@@ -964,7 +980,8 @@ mod tests {
             "/api/cameras/%zz",
             "/api/users//cameras/x",
             "/api/cameras/streams/a",
-            "/",
+            "/ui/",
+            "/nothing",
         ] {
             assert!(matches!(find(&Method::GET, path), Found::Nothing), "{path}");
         }
