@@ -2,7 +2,8 @@
 //! playwright-core through `tests/browser/page.mjs`, against a server with a camsim DVR of
 //! nine channels on its own loopback address. From a fresh box: the first admin, a discovery
 //! scan that lists the DVR's channels and adds them, the 4- and 9-tile grids playing, a 5 s recording
-//! made and played in the page, a viewer with one camera, a password change, Spanish.
+//! made and played in the page, tiles off screen and a hidden tab fetching nothing, a viewer
+//! with one camera, a password change, Spanish.
 //! Screenshots are saved in `target/tmp/web-shots/` (the README's come from there).
 //! Also, without a browser: the page's files, their headers and their strings.
 
@@ -77,7 +78,7 @@ async fn the_page_does_what_its_users_do_in_chromium() {
         r["steps"].as_array().unwrap().last().unwrap(),
         s.logs()
     );
-    assert_eq!(r["steps"].as_array().unwrap().len(), 10, "{r:#}");
+    assert_eq!(r["steps"].as_array().unwrap().len(), 11, "{r:#}");
     assert_eq!(r["csp"], serde_json::json!([]), "CSP violations: {r:#}");
     // a failed fetch the page shows to the user (a wrong old password is one) logs no error of
     // its own; anything else in the console is a defect

@@ -7,7 +7,11 @@ export function h(tag, attrs, ...kids) {
     if (v == null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
-    else if (k === 'value' || k === 'checked' || k === 'selected') el[k] = v;
+    else if (k === 'value') el.value = v;
+    else if (k === 'checked' || k === 'selected') {
+      el[k] = true;
+      el.setAttribute(k, ''); // also the default a form's reset() returns to
+    }
     else el.setAttribute(k, v === true ? '' : String(v));
   }
   append(el, kids);

@@ -35,7 +35,7 @@ export default {
   'cam.confirm_delete': 'Delete camera {name}? Its recordings stay.',
   'disc.title': 'Find cameras on the network', 'disc.range': 'Network range',
   'disc.run': 'Scan', 'disc.scanning': 'Scanning…',
-  'disc.summary': '{n} devices among {hosts} addresses of {range} ({ms} ms).',
+  'disc.summary': 'Scanned {hosts} addresses of {range} in {ms} ms; found: {n}.',
   'disc.address': 'Address', 'disc.path': 'Stream path', 'disc.status': 'Status',
   'disc.add': 'Add', 'disc.added': 'Added',
   'disc.status_ok': 'ready', 'disc.status_needs_credentials': 'needs a password',

@@ -35,7 +35,7 @@ export default {
   'cam.confirm_delete': '¿Borrar la cámara {name}? Sus grabaciones se conservan.',
   'disc.title': 'Buscar cámaras en la red', 'disc.range': 'Rango de red',
   'disc.run': 'Buscar', 'disc.scanning': 'Buscando…',
-  'disc.summary': '{n} equipos entre {hosts} direcciones de {range} ({ms} ms).',
+  'disc.summary': '{hosts} direcciones de {range} exploradas en {ms} ms; encontrados: {n}.',
   'disc.address': 'Dirección', 'disc.path': 'Ruta del vídeo', 'disc.status': 'Estado',
   'disc.add': 'Añadir', 'disc.added': 'Añadida',
   'disc.status_ok': 'lista', 'disc.status_needs_credentials': 'pide contraseña',

@@ -5,7 +5,7 @@ import { h, fill, values } from './dom.js';
 import { api, enc, session } from './api.js';
 import { t } from './i18n.js';
 
-const ROLES = ['admin', 'user', 'viewer'];
+const ROLES = ['viewer', 'user', 'admin']; // the least power first
 
 export async function render(main) {
   const note = h('p', { class: 'error', hidden: true });

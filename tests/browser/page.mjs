@@ -85,7 +85,8 @@ try {
       await page.waitForFunction((el) => el.disabled, b);
     }
     await page.waitForFunction((n) => document.querySelectorAll('#camera-list tbody tr').length === n, Number(channels));
-    await shot('cameras');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: `${shots}/cameras.png`, fullPage: true });
     return { channels: rows };
   });
 
@@ -120,6 +121,41 @@ try {
     await page.click('[data-layout="4"]');
     await page.waitForFunction(() => document.querySelectorAll('#grid video').length === 4);
     return { advanced };
+  });
+
+  await step('only what can be seen fetches: tiles off screen, a hidden tab', async () => {
+    const fetched = new Set();
+    const listen = (r) => {
+      const m = r.url().match(/\/api\/cameras\/streams\/([^/]+)\//);
+      if (m) fetched.add(decodeURIComponent(m[1]));
+    };
+    // a short window: the lower row of the 2×2 grid is off screen
+    await page.setViewportSize({ width: 1280, height: 420 });
+    await sleep(1500);
+    page.on('request', listen);
+    await sleep(3000);
+    page.off('request', listen);
+    const visible = await page.$$eval('#grid .tile', (ts) => ts.filter((t) => t.getBoundingClientRect().top < innerHeight).map((t) => t.dataset.camera));
+    check(visible.length === 2 && [...fetched].every((c) => visible.includes(c)) && fetched.size === 2,
+      `only the two visible tiles fetch: fetched ${[...fetched]}, visible ${visible}`);
+    await page.setViewportSize({ width: 1280, height: 820 });
+    // a hidden tab: nothing at all
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'hidden', { value: true, configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await sleep(1000);
+    fetched.clear();
+    page.on('request', listen);
+    await sleep(3000);
+    page.off('request', listen);
+    check(fetched.size === 0, `a hidden tab fetches nothing: ${[...fetched]}`);
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'hidden', { value: false, configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await page.waitForFunction(() => [...document.querySelectorAll('#grid video')].every((v) => !v.paused && v.readyState >= 2), null, { timeout: 20000 });
+    return { visible };
   });
 
   await step('a tile enlarges on a click and plays in low-latency mode', async () => {
@@ -164,6 +200,7 @@ try {
     await page.selectOption('#user-create select[name=role]', 'viewer');
     await page.click('#user-create button[type=submit]');
     await page.waitForSelector(`tr[data-user="${VIEWER[0]}"]`);
+    check(await page.$eval('#user-create select[name=role]', (x) => x.value) === 'viewer', 'the form returns to the least role');
     await page.click(`tr[data-user="${VIEWER[0]}"] button:not(.danger)`);
     await page.waitForSelector(`[data-editing="${VIEWER[0]}"] input[data-assign="${cams[1]}"]`);
     await page.check(`input[data-assign="${cams[1]}"]`);
