@@ -54,7 +54,8 @@ pub fn respond(asset: &Asset, headers: &HeaderMap, page: bool) -> Result<Respons
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| matches!(t.trim().trim_start_matches("W/"), e if e == asset.etag || e == "*"));
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == asset.etag || t == "*");
     let mut r = if fresh {
         let mut r = Response::new(response::full(""));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
