@@ -124,6 +124,8 @@ impl App {
             store: store.clone(),
             passwords: passwords.clone(),
             cameras: cameras.clone(),
+            // asked once here, so that /health on a claimed box never asks the store
+            claimed: (store.count_users().await? > 0).into(),
         };
         Ok(Arc::new(App {
             recordings,

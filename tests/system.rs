@@ -18,6 +18,12 @@ async fn health_tells_whether_the_service_can_work() {
     assert_eq!(v["status"], "ok");
     assert_eq!(v["checks"], json!({"store": "ok", "data_dir": "writable"}));
     assert!(v.get("cameras").is_none() && v.get("users").is_none());
+    // a fresh box says it has no admin yet (the web page then offers to create one) …
+    assert_eq!(v["needs_first_admin"], true);
+    s.bootstrap_admin().await;
+    let (_, v) = s.call("GET", "/health", None, Value::Null).await;
+    // … and stops saying so once one exists
+    assert_eq!(v["needs_first_admin"], false);
     // the data directory disappears under the running service
     let moved = s.data_dir.with_extension("moved");
     std::fs::rename(&s.data_dir, &moved).unwrap();

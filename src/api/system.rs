@@ -35,7 +35,7 @@ pub async fn health(c: Ctx) -> Result<Response<Body>> {
         return Err(Error::unavailable(format!("data directory: {e}")));
     }
     // a fresh box: the web page offers to create the first admin instead of a login
-    let needs_first_admin = c.app.users.count().await? == 0;
+    let needs_first_admin = c.app.users.unclaimed().await?;
     Ok(response::ok(&json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),

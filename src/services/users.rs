@@ -15,6 +15,8 @@ pub struct Users {
     pub store: DynStore,
     pub passwords: Passwords,
     pub cameras: Arc<Cameras>,
+    /// A user has been seen: the box is claimed for good (the last admin cannot be deleted).
+    pub claimed: std::sync::atomic::AtomicBool,
 }
 
 fn not_found(id: i64) -> Error {
@@ -69,7 +71,10 @@ impl Users {
             password_hash,
             role,
         };
-        Ok(self.store.create_user(new, mode).await?)
+        let user = self.store.create_user(new, mode).await?;
+        self.claimed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(user)
     }
 
     /// Ends one session (a logout): token `jti` is refused until it would have expired.
@@ -80,6 +85,21 @@ impl Users {
     /// How many users there are (none: the first to register becomes admin).
     pub async fn count(&self) -> Result<u64> {
         Ok(self.store.count_users().await?)
+    }
+
+    /// Whether no user exists yet (the first registration creates the admin). Once one has
+    /// been seen the answer is `false` without asking the store again: `/health` asks it on
+    /// every call, and a store busy with a login flood must not slow it.
+    pub async fn unclaimed(&self) -> Result<bool> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.claimed.load(Relaxed) {
+            return Ok(false);
+        }
+        let none = self.count().await? == 0;
+        if !none {
+            self.claimed.store(true, Relaxed);
+        }
+        Ok(none)
     }
 
     pub async fn list(&self) -> Result<Vec<User>> {
