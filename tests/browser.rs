@@ -27,6 +27,11 @@ async fn chromium_with_hls_js_plays_the_live_view() {
         "Chromium or hls.js missing; install: {INSTALL}"
     );
     let cams = GstCams::start();
+    // the RTSP server's first client pays for loading GStreamer's plugins: once, on a busy
+    // machine, the camera sent its first frame 5 s after vigia asked (first picture 5.8 s,
+    // 2026-12-02). A real camera's encoder is always running: one client is served first.
+    let probe = support::cams::ffprobe_streams(&cams.url("h264gop2"));
+    assert_eq!(probe[0].0, "h264", "{probe:?}");
     let page_port = free_port();
     let origin = format!("http://127.0.0.1:{page_port}");
     // every HLS request in the log (with how long each took), for a failure's diagnosis
