@@ -155,6 +155,13 @@ async fn the_page_files_are_served_compressed_cached_and_locked_down() {
     assert_eq!(v["code"], "not_acceptable", "{v}");
     assert!(v["error"].as_str().unwrap().contains("gzip"), "{v}");
 
+    // the OpenAPI document goes plain to API tools that refuse gzip (Python's urllib does)
+    let r = get("/api/openapi.json", "identity").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+
     // every module the page imports, and what index.html names, is served
     let mut todo = vec!["app.js".to_string(), "app.css".into(), "icon.svg".into()];
     let mut seen = Vec::new();

@@ -1,8 +1,9 @@
 //! Files the binary serves as they are: the OpenAPI document and, with the `web` feature, the
 //! web page (`web/`). build.rs gzips them once; a request gets the stored bytes with
 //! `Content-Encoding: gzip`, its `ETag` (304 on `If-None-Match`) and a `Cache-Control` by kind.
-//! Every browser accepts gzip; a client that refuses it by name gets 406 (the binary carries no
-//! inflater), one that sends no `Accept-Encoding` accepts anything (RFC 9110 §12.5.3).
+//! Every browser accepts gzip; a client that refuses it by name gets the document plain (it is
+//! also embedded as it is) and 406 for a page file (the binary carries no inflater); one that
+//! sends no `Accept-Encoding` accepts anything (RFC 9110 §12.5.3).
 //! Page files carry the page's security headers: a Content-Security-Policy without inline
 //! scripts, no framing, no referrer (player tokens live in URLs).
 
@@ -23,6 +24,9 @@ pub struct Asset {
     /// Quoted, from the file's content.
     pub etag: &'static str,
     pub gzip: &'static [u8],
+    /// The content as it is, for clients that refuse gzip (the OpenAPI document only; the
+    /// page's files are for browsers, which all take gzip).
+    pub plain: Option<&'static [u8]>,
 }
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -40,7 +44,8 @@ pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
 
 /// The answer for `asset`: 304 when the client has it, 406 when it refuses gzip.
 pub fn respond(asset: &Asset, headers: &HeaderMap, page: bool) -> Result<Response<Body>> {
-    if !accepts_gzip(headers) {
+    let gzip = accepts_gzip(headers);
+    if !gzip && asset.plain.is_none() {
         return Err(Error::new(
             Kind::NotAcceptable,
             format!(
@@ -61,10 +66,16 @@ pub fn respond(asset: &Asset, headers: &HeaderMap, page: bool) -> Result<Respons
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        let mut r = Response::new(response::full(asset.gzip));
+        let body = match (gzip, asset.plain) {
+            (false, Some(plain)) => plain,
+            _ => asset.gzip,
+        };
+        let mut r = Response::new(response::full(body));
         let h = r.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        if body.as_ptr() == asset.gzip.as_ptr() {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         r
     };
     let h = r.headers_mut();
@@ -149,7 +160,15 @@ mod tests {
         let r = respond(a, &h, false).unwrap();
         assert_eq!(r.status(), 304);
         assert_eq!(r.headers()[ETAG], a.etag);
-        let e = respond(a, &with("accept-encoding", "identity"), false).unwrap_err();
+        // the document goes plain to a client that refuses gzip; a page file is refused
+        let r = respond(a, &with("accept-encoding", "identity"), false).unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get(CONTENT_ENCODING).is_none());
+        let page_file = Asset {
+            plain: None,
+            ..OPENAPI_JSON
+        };
+        let e = respond(&page_file, &with("accept-encoding", "identity"), true).unwrap_err();
         assert_eq!(e.kind.status(), 406);
     }
 }
