@@ -105,7 +105,7 @@ fn welcome(
     sim_addr: std::net::SocketAddr,
     cams: &[(String, String)],
 ) {
-    if crate::api::assets::WEB.is_empty() {
+    if !crate::api::assets::has_page() {
         println!("vigia demo is running at {base}");
     } else {
         println!("vigia demo: open {base}/ in a browser");

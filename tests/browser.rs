@@ -13,19 +13,9 @@ use serde_json::{json, Value};
 use support::cams::GstCams;
 use support::{free_port, Server};
 
-const INSTALL: &str = "apt-get install -y --no-install-recommends chromium nodejs npm && (cd tests/browser && npm ci) \
-(./scripts/test.sh does this)";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_with_hls_js_plays_the_live_view() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists()
-            && std::path::Path::new(dir)
-                .join("node_modules/hls.js")
-                .exists(),
-        "Chromium or hls.js missing; install: {INSTALL}"
-    );
+    let dir = support::browser_dir("hls.js");
     let cams = GstCams::start();
     // the RTSP server's first client pays for loading GStreamer's plugins: once, on a busy
     // machine, the camera sent its first frame 5 s after vigia asked (first picture 5.8 s,
@@ -66,7 +56,7 @@ async fn chromium_with_hls_js_plays_the_live_view() {
             "0,700,1400",
         ])
         .output()
-        .unwrap_or_else(|e| panic!("node: {e}; install: {INSTALL}"));
+        .unwrap_or_else(|e| panic!("node: {e}; install: {}", support::BROWSER_INSTALL));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -15,21 +15,12 @@ use serde_json::Value;
 use support::cams::Camsim;
 use support::Server;
 
-const INSTALL: &str = "apt-get install -y --no-install-recommends chromium nodejs npm && (cd tests/browser && npm ci) \
-(./scripts/test.sh does this)";
 const DVR: &str = "127.0.0.77";
 const CHANNELS: usize = 9;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_does_what_its_users_do_in_chromium() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists()
-            && std::path::Path::new(dir)
-                .join("node_modules/playwright-core")
-                .exists(),
-        "Chromium or playwright-core missing; install: {INSTALL}"
-    );
+    let dir = support::browser_dir("playwright-core");
     // a Hikvision-style DVR: nine channels at /Streaming/Channels/<ch>01, nothing else
     let paths: Vec<String> = (1..=CHANNELS)
         .map(|ch| format!("/Streaming/Channels/{ch}01"))
@@ -54,7 +45,7 @@ async fn the_page_does_what_its_users_do_in_chromium() {
             &CHANNELS.to_string(),
         ])
         .output()
-        .unwrap_or_else(|e| panic!("node: {e}; install: {INSTALL}"));
+        .unwrap_or_else(|e| panic!("node: {e}; install: {}", support::BROWSER_INSTALL));
     let text = String::from_utf8_lossy(&out.stdout);
     let r: Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| {
         panic!(
@@ -217,7 +208,7 @@ const load = (f) => import('data:text/javascript,' + encodeURIComponent(fs.readF
     let out = Command::new("node")
         .args(["-e", script, web])
         .output()
-        .unwrap_or_else(|e| panic!("node: {e}; install: {INSTALL}"));
+        .unwrap_or_else(|e| panic!("node: {e}; install: {}", support::BROWSER_INSTALL));
     let text = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(text.trim())
         .unwrap_or_else(|_| panic!("{text}{}", String::from_utf8_lossy(&out.stderr)));

@@ -58,7 +58,7 @@ export async function render(main) {
           load();
         },
       },
-      h('label', null, t('rec.for'), ' ', h('input', { name: 'duration', type: 'number', min: 1, max: 86400, value: 300, required: true }), ' ', t('rec.seconds')),
+      h('label', null, t('rec.for'), ' ', h('input', { name: 'duration', type: 'number', min: 1, value: 300, required: true }), ' ', t('rec.seconds')),
       h('button', { type: 'submit', name: 'fixed', id: 'rec-fixed' }, t('rec.start')),
       h('button', { type: 'submit', name: 'continuous', id: 'rec-continuous', formnovalidate: true }, t('rec.continuous')));
       fill(status, s.is_recording

@@ -31,6 +31,11 @@ pub struct Asset {
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
+/// Whether this build carries the web page (cargo feature `web`).
+pub fn has_page() -> bool {
+    !WEB.is_empty()
+}
+
 /// The page's file `name` (`index.html`, `app.js`, …), if this build has the page.
 pub fn web(name: &str) -> Option<&'static Asset> {
     WEB.iter().find(|a| a.name == name)
@@ -44,16 +49,20 @@ pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
 
 /// The answer for `asset`: 304 when the client has it, 406 when it refuses gzip.
 pub fn respond(asset: &Asset, headers: &HeaderMap, page: bool) -> Result<Response<Body>> {
-    let gzip = accepts_gzip(headers);
-    if !gzip && asset.plain.is_none() {
-        return Err(Error::new(
-            Kind::NotAcceptable,
-            format!(
-                "{} is stored gzip-compressed: send Accept-Encoding: gzip",
-                asset.name
-            ),
-        ));
-    }
+    // what this client gets: the gzip bytes, or the plain ones (`false`: not encoded)
+    let (body, encoded) = match (accepts_gzip(headers), asset.plain) {
+        (true, _) => (asset.gzip, true),
+        (false, Some(plain)) => (plain, false),
+        (false, None) => {
+            return Err(Error::new(
+                Kind::NotAcceptable,
+                format!(
+                    "{} is stored gzip-compressed: send Accept-Encoding: gzip",
+                    asset.name
+                ),
+            ))
+        }
+    };
     let fresh = headers
         .get_all(IF_NONE_MATCH)
         .iter()
@@ -66,14 +75,10 @@ pub fn respond(asset: &Asset, headers: &HeaderMap, page: bool) -> Result<Respons
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        let body = match (gzip, asset.plain) {
-            (false, Some(plain)) => plain,
-            _ => asset.gzip,
-        };
         let mut r = Response::new(response::full(body));
         let h = r.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-        if body.as_ptr() == asset.gzip.as_ptr() {
+        if encoded {
             h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         r
@@ -114,14 +119,17 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     }
     values.flat_map(|v| v.split(',')).any(|item| {
         let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let coding = parts.next().unwrap_or("").trim();
         let refused = parts.any(|p| {
             p.trim()
                 .strip_prefix("q=")
                 .and_then(|q| q.trim().parse::<f32>().ok())
                 .is_some_and(|q| q <= 0.0)
         });
-        matches!(coding.as_str(), "gzip" | "x-gzip" | "*") && !refused
+        ["gzip", "x-gzip", "*"]
+            .iter()
+            .any(|c| coding.eq_ignore_ascii_case(c))
+            && !refused
     })
 }
 

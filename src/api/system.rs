@@ -159,11 +159,6 @@ fn segment_buffers() -> serde_json::Value {
     json!({"reused": reused, "allocated": allocated})
 }
 
-/// The OpenAPI 3.1 document of every route (`src/api/openapi.json`, minified by build.rs; the
-/// binary carries it gzipped, the unit tests read it plain).
-#[cfg(test)]
-pub const OPENAPI: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
-
 /// `GET /api/openapi.json` (no token): the document, gzipped at build time.
 pub async fn openapi(c: Ctx) -> Result<Response<Body>> {
     super::assets::respond(&super::assets::OPENAPI_JSON, &c.headers, false)

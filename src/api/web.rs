@@ -22,7 +22,7 @@ pub async fn file(c: Ctx) -> Result<Response<Body>> {
 fn serve(c: &Ctx, name: &str) -> Result<Response<Body>> {
     match assets::web(name) {
         Some(a) => assets::respond(a, &c.headers, true),
-        None if assets::WEB.is_empty() => Err(Error::not_found(
+        None if !assets::has_page() => Err(Error::not_found(
             "this vigia was built without its web page (cargo feature `web`); the API is at /api",
         )),
         None => Err(Error::not_found(format!(

@@ -542,3 +542,19 @@ pub fn expired(sub: i64) -> String {
         SECRET.as_bytes(),
     )
 }
+
+/// How to install what the browser tests need (`tests/browser.rs`, `tests/web.rs`).
+pub const BROWSER_INSTALL: &str = "apt-get install -y --no-install-recommends chromium nodejs npm && (cd tests/browser && npm ci) \
+(./scripts/test.sh does this)";
+
+/// `tests/browser/`, once Chromium and the npm `package` there are installed; else the test
+/// fails with the command that installs them.
+pub fn browser_dir(package: &str) -> &'static str {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    assert!(
+        Path::new("/usr/bin/chromium").exists()
+            && Path::new(dir).join("node_modules").join(package).exists(),
+        "Chromium or {package} missing; install: {BROWSER_INSTALL}"
+    );
+    dir
+}
